@@ -1,0 +1,131 @@
+"""The one stream of typed events a run yields. Everything is small, frozen and plain
+(ints, floats, strings, tuples), so any consumer can keep, chart or serialise what it needs.
+
+The engine keeps no transcript of its own: an event is yielded and forgotten.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from fedviz.config import Config
+
+Phase = Literal["local", "keygen", "federated"]
+Vector = tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    config: Config
+    patients: tuple[int, ...]
+    """Training patients per hospital, in ring order."""
+    test_patients: int
+    features: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ReferenceComputed:
+    """Plaintext yardsticks (no privacy): gradient descent on the pooled training data with
+    the step the ring takes, and the least-squares optimum on the pooled data."""
+
+    centralized_mse: tuple[float, ...]
+    """Test MSE after each round 1..R."""
+    optimum_mse: float
+
+
+@dataclass(frozen=True)
+class PhaseStarted:
+    phase: Phase
+    rounds: int
+
+
+@dataclass(frozen=True)
+class LocalRound:
+    """After local round `round` (1-based): each hospital's test MSE on its own model."""
+
+    round: int
+    mse: Vector
+
+
+@dataclass(frozen=True)
+class KeysGenerated:
+    bits: int
+    seconds: float
+    n: int
+    """The public modulus (public by definition)."""
+    obfuscator: str
+    encoding: str
+    ciphertexts_per_message: int
+    slot_bits: int | None
+    """Packed layout: bits per slot (None for per-value)."""
+    slots: int | None
+    carry_bits: int | None
+    max_abs: float
+    """Largest |gradient value| one hospital may send."""
+
+
+@dataclass(frozen=True)
+class Ciphertext:
+    value: int
+    exponent: int
+
+
+@dataclass(frozen=True)
+class RingHop:
+    """What travelled on one hop: from `sender` (position `hop`, 1-based) to `receiver`."""
+
+    round: int
+    hop: int
+    sender: str
+    receiver: str
+    ciphertexts: tuple[Ciphertext, ...]
+    contributions: int
+    nbytes: int
+
+
+@dataclass(frozen=True)
+class HospitalGradients:
+    """Simulation ground truth, not a message: each hospital's own plaintext gradient in
+    this round. Only that hospital knows it; the privacy pages use it to score attacks."""
+
+    round: int
+    gradients: tuple[Vector, ...]
+
+
+@dataclass(frozen=True)
+class FederatedRound:
+    round: int
+    mse: Vector
+    average_gradient: Vector
+    """What the server broadcast in the clear."""
+    encrypt_s: float
+    add_s: float
+    decrypt_s: float
+
+
+@dataclass(frozen=True)
+class Timings:
+    keygen: float
+    local: float
+    federated: float
+    """Wall time of all federated rounds: encryption (obfuscators included), ring additions,
+    decryption, and the plaintext steps in between."""
+    encrypt: float
+    add: float
+    decrypt: float
+    total: float
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    local_mse: Vector
+    federated_mse: Vector
+    centralized_mse: float
+    optimum_mse: float
+    bytes_per_round: int
+    timings: Timings
+
+
+Event = (RunStarted | ReferenceComputed | PhaseStarted | LocalRound | KeysGenerated | RingHop
+         | HospitalGradients | FederatedRound | RunFinished)

@@ -1,0 +1,174 @@
+"""The parties of the protocol and the ring that connects them.
+
+Who holds what (checked by tests/test_privacy_invariants.py):
+- A `Hospital` holds its own patient rows, its weights, the public parameters and the
+  agreed codec. It never holds or reaches the private key, and its rows never leave it:
+  what it sends is a `RingMessage` of ciphertexts.
+- The `Server` holds the only private key (inside `ServerKeys`). It decrypts only the full
+  ring's sum, divides by the number of hospitals and broadcasts that average in the clear.
+- `RingMessage`s carry ciphertexts, the sender, the receiver and how many gradients the
+  ciphertexts sum (public: it is the sender's position in the ring). Nothing else.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from phe.paillier import EncryptedNumber
+
+from fedviz import model
+from fedviz.config import Config, GradientMode
+from fedviz.crypto import PublicParams, ServerKeys, add, encrypt_with
+from fedviz.encoding import Codec
+
+SERVER_NAME = "Server"
+
+
+@dataclass(frozen=True)
+class RingMessage:
+    """One hop of the ring: Enc(g_1 + ... + g_k) from hospital k to its successor."""
+
+    sender: str
+    receiver: str
+    ciphertexts: tuple[EncryptedNumber, ...]
+    contributions: int
+
+
+class Hospital:
+    """A data holder: trains on its own rows and sends only encrypted gradients."""
+
+    def __init__(self, index: int, X: np.ndarray, y: np.ndarray, gradient_mode: GradientMode) -> None:
+        self.index = index
+        self.name = hospital_name(index)
+        self._X = X
+        self._y = y
+        self._mode = gradient_mode
+        self.weights = np.zeros(X.shape[1])
+        self._public: PublicParams | None = None
+        self._codec: Codec | None = None
+
+    @property
+    def patients(self) -> int:
+        return int(self._X.shape[0])
+
+    def gradient(self) -> np.ndarray:
+        """The gradient of the squared error on this hospital's rows at its weights."""
+        return model.gradient(self.weights, self._X, self._y, self._mode)
+
+    def step(self, gradient: np.ndarray, learning_rate: float) -> None:
+        """One gradient-descent step (the post's `weights -= eta * gradient`)."""
+        self.weights = self.weights - learning_rate * gradient
+
+    def test_mse(self, X_test: np.ndarray, y_test: np.ndarray) -> float:
+        return model.mse(self.weights, X_test, y_test)
+
+    def join(self, public: PublicParams, codec: Codec) -> None:
+        """Receive the server's public parameters and the agreed encoding."""
+        self._public, self._codec = public, codec
+
+    def encrypt(self, gradient: np.ndarray, obfuscators: Sequence[int]) -> tuple[EncryptedNumber, ...]:
+        """Encode and encrypt a gradient with this hospital's fresh obfuscators."""
+        if self._public is None or self._codec is None:
+            raise RuntimeError(f"{self.name} has not joined the ring")
+        plaintexts = self._codec.encode(gradient)
+        return tuple(encrypt_with(self._public, m, r, self._codec.exponent)
+                     for m, r in zip(plaintexts, obfuscators, strict=True))
+
+    def forward(self, incoming: RingMessage | None, own: tuple[EncryptedNumber, ...], receiver: str) -> RingMessage:
+        """Add its own ciphertexts to what it received and pass the sum on."""
+        if incoming is None:
+            summed, count = own, 1
+        else:
+            summed = tuple(add(a, b) for a, b in zip(incoming.ciphertexts, own, strict=True))
+            count = incoming.contributions + 1
+        return RingMessage(self.name, receiver, summed, count)
+
+
+class Server:
+    """The key holder: decrypts the ring's total and broadcasts the average gradient."""
+
+    name = SERVER_NAME
+
+    def __init__(self, key_length: int, obfuscator: str) -> None:
+        self._keys = ServerKeys(key_length, obfuscator)  # type: ignore[arg-type]
+
+    @property
+    def public(self) -> PublicParams:
+        return self._keys.public
+
+    @property
+    def keygen_seconds(self) -> float:
+        return self._keys.seconds
+
+    def average(self, message: RingMessage, codec: Codec, hospitals: int) -> np.ndarray:
+        """Decrypt the full ring's sum and divide by the number of hospitals."""
+        if message.receiver != self.name or message.contributions != hospitals:
+            raise ValueError("the server decrypts only the full ring's sum")
+        return codec.decode_sum(self.open(message), hospitals) / hospitals
+
+    def open(self, message: RingMessage) -> list[int]:
+        """The plaintext integers of any message: what the key holder could read if a
+        hospital handed it a ring message (used to show collusion, never in the protocol)."""
+        return [self._keys.decrypt_raw(c.ciphertext(False)) for c in message.ciphertexts]
+
+    def __reduce__(self) -> object:
+        raise TypeError("the Server holds a private key and is never serialised")
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    """One federated round: the hops in order, the broadcast average and the phase times."""
+
+    messages: tuple[RingMessage, ...]
+    average: np.ndarray
+    gradients: tuple[np.ndarray, ...]
+    encrypt_s: float
+    add_s: float
+    decrypt_s: float
+
+
+class Ring:
+    """Hospitals in their fixed order, then the server."""
+
+    def __init__(self, hospitals: Sequence[Hospital], server: Server, codec: Codec) -> None:
+        self.hospitals = tuple(hospitals)
+        self.server = server
+        self.codec = codec
+        for hospital in self.hospitals:
+            hospital.join(server.public, codec)
+
+    def receiver_of(self, position: int) -> str:
+        last = position == len(self.hospitals) - 1
+        return self.server.name if last else self.hospitals[position + 1].name
+
+    def run_round(self, obfuscators: Sequence[Sequence[int]], learning_rate: float) -> RoundResult:
+        """Each hospital encrypts, the ring adds in order, the server decrypts, all step."""
+        gradients = tuple(h.gradient() for h in self.hospitals)
+        start = time.perf_counter()
+        encrypted = [h.encrypt(g, r) for h, g, r in zip(self.hospitals, gradients, obfuscators, strict=True)]
+        encrypt_s = time.perf_counter() - start
+        start = time.perf_counter()
+        messages: list[RingMessage] = []
+        incoming: RingMessage | None = None
+        for position, (hospital, own) in enumerate(zip(self.hospitals, encrypted, strict=True)):
+            incoming = hospital.forward(incoming, own, self.receiver_of(position))
+            messages.append(incoming)
+        add_s = time.perf_counter() - start
+        start = time.perf_counter()
+        assert incoming is not None
+        average = self.server.average(incoming, self.codec, len(self.hospitals))
+        decrypt_s = time.perf_counter() - start
+        for hospital in self.hospitals:
+            hospital.step(average, learning_rate)
+        return RoundResult(tuple(messages), average, gradients, encrypt_s, add_s, decrypt_s)
+
+
+def hospital_name(index: int) -> str:
+    return f"Hospital {index + 1}"
+
+
+def hospitals_for(config: Config, hospital_X: Sequence[np.ndarray], hospital_y: Sequence[np.ndarray]) -> list[Hospital]:
+    return [Hospital(i, X, y, config.gradient) for i, (X, y) in enumerate(zip(hospital_X, hospital_y, strict=True))]

@@ -1,0 +1,102 @@
+"""A consumer of the event stream that keeps what a report needs: MSE histories, the
+final table and timings. The CLI and the dashboard's downloads both build on it, so they
+always agree.
+
+It keeps O(rounds x hospitals) floats and no ciphertexts.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from fedviz.config import Config
+from fedviz.events import (Event, FederatedRound, KeysGenerated, LocalRound, ReferenceComputed,
+                           RunFinished, RunStarted)
+from fedviz.protocol import hospital_name
+
+
+@dataclass
+class RunRecord:
+    """What a finished (or interrupted) run produced, in plain data."""
+
+    config: Config | None = None
+    patients: tuple[int, ...] = ()
+    local: list[tuple[float, ...]] = field(default_factory=list)
+    federated: list[tuple[float, ...]] = field(default_factory=list)
+    centralized: tuple[float, ...] = ()
+    optimum: float | None = None
+    keys: KeysGenerated | None = None
+    finished: RunFinished | None = None
+
+    def add(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.config, self.patients = event.config, event.patients
+        elif isinstance(event, ReferenceComputed):
+            self.centralized, self.optimum = event.centralized_mse, event.optimum_mse
+        elif isinstance(event, LocalRound):
+            self.local.append(event.mse)
+        elif isinstance(event, KeysGenerated):
+            self.keys = event
+        elif isinstance(event, FederatedRound):
+            self.federated.append(event.mse)
+        elif isinstance(event, RunFinished):
+            self.finished = event
+
+    @property
+    def names(self) -> list[str]:
+        return [hospital_name(i) for i in range(len(self.patients))]
+
+    def table(self) -> list[dict[str, Any]]:
+        """One row per hospital: patients, final local and federated test MSE, improvement."""
+        rows = []
+        for i, name in enumerate(self.names):
+            local = self.local[-1][i] if self.local else None
+            fed = self.federated[-1][i] if self.federated else None
+            rows.append({
+                "hospital": name,
+                "patients": self.patients[i],
+                "local_mse": local,
+                "federated_mse": fed,
+                "improvement": (local - fed) if local is not None and fed is not None else None,
+            })
+        return rows
+
+    def history_rows(self) -> list[dict[str, Any]]:
+        """Long-format MSE history: phase, round, series, mse (for CSV)."""
+        rows: list[dict[str, Any]] = []
+        for phase, history in (("local", self.local), ("federated", self.federated)):
+            for r, values in enumerate(history, start=1):
+                for name, value in zip(self.names, values, strict=True):
+                    rows.append({"phase": phase, "round": r, "series": name, "mse": value})
+        for r, value in enumerate(self.centralized, start=1):
+            rows.append({"phase": "reference", "round": r, "series": "pooled data (plaintext)", "mse": value})
+        return rows
+
+    def summary(self) -> dict[str, Any]:
+        """The run as JSON-ready data (the CLI's --json object)."""
+        out: dict[str, Any] = {
+            "config": self.config.to_dict() if self.config else None,
+            "patients": list(self.patients),
+            "local_mse": list(self.local[-1]) if self.local else [],
+            "federated_mse": list(self.federated[-1]) if self.federated else [],
+            "centralized_mse": self.centralized[-1] if self.centralized else None,
+            "optimum_mse": self.optimum,
+            "rounds_completed": {"local": len(self.local), "federated": len(self.federated)},
+        }
+        if self.keys is not None:
+            out["encoding"] = {"name": self.keys.encoding, "obfuscator": self.keys.obfuscator,
+                               "ciphertexts_per_message": self.keys.ciphertexts_per_message,
+                               "slot_bits": self.keys.slot_bits, "slots": self.keys.slots}
+        if self.finished is not None:
+            out["bytes_per_round"] = self.finished.bytes_per_round
+            out["timings_s"] = asdict(self.finished.timings)
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.summary(), indent=None, allow_nan=False, default=_finite)
+
+
+def _finite(value: object) -> object:
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

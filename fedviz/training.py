@@ -1,0 +1,153 @@
+"""Local and federated training as one generator of typed events.
+
+Order of a run: RunStarted, ReferenceComputed, PhaseStarted(local), LocalRound x R,
+PhaseStarted(keygen), KeysGenerated, PhaseStarted(federated), then per round the RingHops
+in ring order, HospitalGradients and FederatedRound; finally RunFinished.
+
+Invariants:
+- The federated rounds continue from each hospital's local model (the seed post), or start
+  from zero with `warm_start=False`; then every hospital's federated MSE equals the
+  centralised reference, because the ring's average is the pooled step.
+- Divergence raises `TrainingDiverged` naming the phase and round; events already yielded
+  stand. Closing the generator early (a Stop) cancels queued obfuscator work.
+- Timings count time spent inside the engine, not time the consumer spends between events.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from typing import Literal
+
+import numpy as np
+
+from fedviz import model
+from fedviz.config import Config
+from fedviz.data import FEATURES, Split, split
+from fedviz.encoding import PackedCodec, make_codec
+from fedviz.errors import EncodingOverflow, TrainingDiverged
+from fedviz.events import (Ciphertext, Event, FederatedRound, HospitalGradients, KeysGenerated,
+                           LocalRound, PhaseStarted, ReferenceComputed, RingHop, RunFinished,
+                           RunStarted, Timings)
+from fedviz.pool import Prefetcher, shared_pool, warm
+from fedviz.protocol import Hospital, Ring, Server, hospitals_for
+
+PoolChoice = ProcessPoolExecutor | None | Literal["shared"]
+
+
+def reference(config: Config, data: Split) -> ReferenceComputed:
+    """Plaintext yardsticks on the pooled training data (what pooling gives without privacy).
+
+    The pooled run starts from zero and takes the ring's step: the pooled gradient divided by
+    the hospital count in `sum` mode (that is what the server broadcasts), the pooled mean in
+    `mean` mode (equal blocks make the average of means the pooled mean).
+    """
+    X, y = data.X_pooled, data.y_pooled
+    weights = np.zeros(X.shape[1])
+    history = []
+    with np.errstate(all="ignore"):
+        for _ in range(config.rounds):
+            g = model.gradient(weights, X, y, config.gradient)
+            if config.gradient == "sum":
+                g = g / config.hospitals
+            weights = weights - config.learning_rate * g
+            history.append(model.mse(weights, data.X_test, data.y_test))
+    optimum = model.mse(model.least_squares(X, y), data.X_test, data.y_test)
+    return ReferenceComputed(tuple(history), optimum)
+
+
+def _check_finite(phase: str, round_: int, hospitals: list[Hospital], eta: float) -> None:
+    for hospital in hospitals:
+        if not np.all(np.isfinite(hospital.weights)):
+            raise TrainingDiverged(phase, round_, f"{hospital.name}'s weights are no longer finite", eta)
+
+
+def run(config: Config, *, pool: PoolChoice = "shared", server: Server | None = None) -> Iterator[Event]:
+    """Run the experiment, yielding events as it goes.
+
+    `pool`: the process pool that draws obfuscators ("shared" for the process-wide one, None
+    to draw inline). `server`: pass one to keep the key holder after the run (e.g. to show
+    what a colluding server could decrypt); by default the run makes its own.
+    """
+    started = time.perf_counter()
+    executor = shared_pool() if pool == "shared" else pool
+    if executor is not None:
+        warm(executor)
+    data = split(config.hospitals, config.seed)
+    hospitals = hospitals_for(config, data.hospital_X, data.hospital_y)
+    eta, rounds = config.learning_rate, config.rounds
+    yield RunStarted(config, data.patients, len(data.y_test), FEATURES)
+    ref = reference(config, data)
+    yield ref
+
+    yield PhaseStarted("local", rounds)
+    local_s = 0.0
+    mse: tuple[float, ...] = ()
+    for r in range(1, rounds + 1):
+        t = time.perf_counter()
+        with np.errstate(all="ignore"):
+            for hospital in hospitals:
+                hospital.step(hospital.gradient(), eta)
+        _check_finite("local", r, hospitals, eta)
+        mse = tuple(h.test_mse(data.X_test, data.y_test) for h in hospitals)
+        local_s += time.perf_counter() - t
+        yield LocalRound(r, mse)
+    local_mse = mse
+
+    yield PhaseStarted("keygen", rounds)
+    if server is None:
+        server = Server(config.key_length, config.obfuscator)
+    elif server.public.public_key.n.bit_length() != config.key_length:
+        raise ValueError("the given server's key length differs from the config")
+    dims = len(FEATURES)
+    try:
+        codec = make_codec(config.encoding, server.public.n, dims, config.hospitals)
+    except EncodingOverflow as exc:
+        raise TrainingDiverged("setup", 0, str(exc), eta) from None
+    packed = codec if isinstance(codec, PackedCodec) else None
+    yield KeysGenerated(
+        bits=config.key_length, seconds=server.keygen_seconds, n=server.public.n,
+        obfuscator=config.obfuscator, encoding=codec.name, ciphertexts_per_message=codec.ciphertexts,
+        slot_bits=packed.slot_bits if packed else None, slots=packed.slots if packed else None,
+        carry_bits=packed.carry_bits if packed else None, max_abs=codec.max_abs)
+
+    if not config.warm_start:
+        for hospital in hospitals:
+            hospital.weights = np.zeros(dims)
+    ring = Ring(hospitals, server, codec)
+    wire = server.public.ciphertext_bytes
+    encrypt_s = add_s = decrypt_s = federated_s = 0.0
+    prefetcher = Prefetcher(server.public, config.hospitals, codec.ciphertexts, rounds, executor)
+    try:
+        yield PhaseStarted("federated", rounds)
+        for r in range(1, rounds + 1):
+            t = time.perf_counter()
+            obfuscators = prefetcher.next_round()
+            waited = time.perf_counter() - t
+            try:
+                with np.errstate(all="ignore"):
+                    result = ring.run_round(obfuscators, eta)
+            except EncodingOverflow as exc:
+                raise TrainingDiverged("federated", r, f"a gradient is too large to encode ({exc})", eta) from None
+            _check_finite("federated", r, hospitals, eta)
+            mse = tuple(h.test_mse(data.X_test, data.y_test) for h in hospitals)
+            federated_s += time.perf_counter() - t
+            encrypt_s += waited + result.encrypt_s
+            add_s += result.add_s
+            decrypt_s += result.decrypt_s
+            for hop, message in enumerate(result.messages, start=1):
+                yield RingHop(r, hop, message.sender, message.receiver,
+                              tuple(Ciphertext(int(c.ciphertext(False)), c.exponent) for c in message.ciphertexts),
+                              message.contributions, wire * len(message.ciphertexts))
+            yield HospitalGradients(r, tuple(tuple(map(float, g)) for g in result.gradients))
+            yield FederatedRound(r, mse, tuple(map(float, result.average)),
+                                 waited + result.encrypt_s, result.add_s, result.decrypt_s)
+    finally:
+        prefetcher.close()
+
+    timings = Timings(keygen=server.keygen_seconds, local=local_s, federated=federated_s,
+                      encrypt=encrypt_s, add=add_s, decrypt=decrypt_s,
+                      total=time.perf_counter() - started)
+    yield RunFinished(local_mse, mse, ref.centralized_mse[-1], ref.optimum_mse,
+                      wire * codec.ciphertexts * config.hospitals, timings)
