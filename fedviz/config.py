@@ -64,12 +64,18 @@ class Config:
     obfuscator: Obfuscator = "djn"
 
     def __post_init__(self) -> None:
-        _check_int("hospitals", self.hospitals, MIN_HOSPITALS, MAX_HOSPITALS,
-                   f"a whole number from {MIN_HOSPITALS} to {MAX_HOSPITALS} (each hospital "
-                   f"needs at least {MIN_PATIENTS_PER_HOSPITAL} of the {N_TRAIN} training patients)")
+        _check_int(
+            "hospitals",
+            self.hospitals,
+            MIN_HOSPITALS,
+            MAX_HOSPITALS,
+            f"a whole number from {MIN_HOSPITALS} to {MAX_HOSPITALS} (each hospital "
+            f"needs at least {MIN_PATIENTS_PER_HOSPITAL} of the {N_TRAIN} training patients)",
+        )
         if self.key_length not in KEY_LENGTHS or isinstance(self.key_length, bool):
-            raise ConfigError("key_length", self.key_length,
-                              "one of " + ", ".join(str(k) for k in KEY_LENGTHS) + " bits")
+            raise ConfigError(
+                "key_length", self.key_length, "one of " + ", ".join(str(k) for k in KEY_LENGTHS) + " bits"
+            )
         lr = self.learning_rate
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
             raise ConfigError("learning_rate", lr, "a finite number greater than 0")
@@ -107,8 +113,9 @@ class Config:
         """Build from a mapping (unknown keys are an error, not ignored)."""
         unknown = sorted(set(values) - set(cls.__dataclass_fields__))
         if unknown:
-            raise ConfigError(unknown[0], values[unknown[0]], "a known setting: "
-                              + ", ".join(cls.__dataclass_fields__))
+            raise ConfigError(
+                unknown[0], values[unknown[0]], "a known setting: " + ", ".join(cls.__dataclass_fields__)
+            )
         return cls(**values)
 
 

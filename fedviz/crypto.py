@@ -70,7 +70,7 @@ class ServerKeys:
     def __repr__(self) -> str:
         return f"ServerKeys(bits={self.public.public_key.n.bit_length()}, private key hidden)"
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> str | tuple[object, ...]:
         raise TypeError("ServerKeys holds a private key and is never serialised")
 
     def __copy__(self) -> object:
@@ -80,7 +80,9 @@ class ServerKeys:
         raise TypeError("ServerKeys holds a private key and is never copied")
 
 
-def encrypt_with(public: PublicParams, plaintext: int, obfuscator: int, exponent: int) -> paillier.EncryptedNumber:
+def encrypt_with(
+    public: PublicParams, plaintext: int, obfuscator: int, exponent: int
+) -> paillier.EncryptedNumber:
     """Encrypt an integer in [0, n) with a precomputed obfuscator."""
     n, nsquare = public.n, public.nsquare
     c = (1 + plaintext * n) % nsquare * obfuscator % nsquare

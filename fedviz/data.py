@@ -96,8 +96,8 @@ def split(hospitals: int, seed: int) -> Split:
     step = X_train.shape[0] // hospitals
     blocks = range(hospitals)
     return Split(
-        hospital_X=tuple(X_train[step * c: step * (c + 1), :] for c in blocks),
-        hospital_y=tuple(y_train[step * c: step * (c + 1)] for c in blocks),
+        hospital_X=tuple(X_train[step * c : step * (c + 1), :] for c in blocks),
+        hospital_y=tuple(y_train[step * c : step * (c + 1)] for c in blocks),
         X_test=X[test_idx, :],
         y_test=y[test_idx],
     )

@@ -50,13 +50,28 @@ def from_fixed(q: int) -> float:
         return math.inf if q > 0 else -math.inf
 
 
+def largest_encodable(bound: int) -> float:
+    """The largest float whose fixed-point integer is at most `bound`."""
+    value = from_fixed(bound)
+    while to_fixed(value) > bound:
+        value = math.nextafter(value, 0.0)
+    return value
+
+
 class Codec(Protocol):
     """What the ring agrees on before the first round: how a vector becomes plaintexts."""
 
-    name: str
-    exponent: int
-    ciphertexts: int
-    max_abs: float
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def exponent(self) -> int: ...
+
+    @property
+    def ciphertexts(self) -> int: ...
+
+    @property
+    def max_abs(self) -> float: ...
 
     def encode(self, values: np.ndarray) -> list[int]: ...
 
@@ -89,14 +104,16 @@ class PerValueCodec:
 
     @property
     def max_abs(self) -> float:
-        return from_fixed(self.bound)
+        return largest_encodable(self.bound)
 
     def encode(self, values: np.ndarray) -> list[int]:
         out = []
         for v in values:
             q = to_fixed(float(v))
             if abs(q) > self.bound:
-                raise EncodingOverflow(f"value {float(v):.3g} exceeds the per-value range ±{self.max_abs:.3g}")
+                raise EncodingOverflow(
+                    f"value {float(v):.3g} exceeds the per-value range ±{self.max_abs:.3g}"
+                )
             out.append(q % self.n)
         return out
 
@@ -143,7 +160,9 @@ class PackedCodec:
             value_bits = slot_bits - carry
             if value_bits - 1 - FRACTION_BITS >= MIN_INTEGER_BITS:
                 return cls(n, dims, hospitals, slot_bits, value_bits, slots)
-        raise EncodingOverflow(f"a {n.bit_length()}-bit key cannot hold even one slot for {hospitals} hospitals")
+        raise EncodingOverflow(
+            f"a {n.bit_length()}-bit key cannot hold even one slot for {hospitals} hospitals"
+        )
 
     @property
     def carry_bits(self) -> int:
@@ -159,7 +178,7 @@ class PackedCodec:
 
     @property
     def max_abs(self) -> float:
-        return from_fixed(self.offset - 1)
+        return largest_encodable(self.offset - 1)
 
     def encode(self, values: np.ndarray) -> list[int]:
         if len(values) != self.dims:
@@ -169,7 +188,8 @@ class PackedCodec:
             q = to_fixed(float(v))
             if abs(q) >= self.offset:
                 raise EncodingOverflow(
-                    f"value {float(v):.3g} exceeds the packed slot range ±{self.max_abs:.3g}")
+                    f"value {float(v):.3g} exceeds the packed slot range ±{self.max_abs:.3g}"
+                )
             plaintexts[i // self.slots] |= (q + self.offset) << ((i % self.slots) * self.slot_bits)
         return plaintexts
 

@@ -127,5 +127,14 @@ class RunFinished:
     timings: Timings
 
 
-Event = (RunStarted | ReferenceComputed | PhaseStarted | LocalRound | KeysGenerated | RingHop
-         | HospitalGradients | FederatedRound | RunFinished)
+Event = (
+    RunStarted
+    | ReferenceComputed
+    | PhaseStarted
+    | LocalRound
+    | KeysGenerated
+    | RingHop
+    | HospitalGradients
+    | FederatedRound
+    | RunFinished
+)

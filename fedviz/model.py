@@ -12,7 +12,7 @@ from fedviz.config import GradientMode
 
 
 def predict(weights: np.ndarray, X: np.ndarray) -> np.ndarray:
-    return X.dot(weights)
+    return np.asarray(X.dot(weights))
 
 
 def gradient(weights: np.ndarray, X: np.ndarray, y: np.ndarray, mode: GradientMode) -> np.ndarray:
@@ -20,12 +20,13 @@ def gradient(weights: np.ndarray, X: np.ndarray, y: np.ndarray, mode: GradientMo
     the number of rows (python-paillier's example)."""
     delta = predict(weights, X) - y
     g = delta.dot(X)
-    return g / X.shape[0] if mode == "mean" else g
+    return np.asarray(g / X.shape[0] if mode == "mean" else g)
 
 
 def mse(weights: np.ndarray, X: np.ndarray, y: np.ndarray) -> float:
     """Mean squared error on (X, y), the post's `np.mean((y - y_pred) ** 2)`."""
-    return float(np.mean((y - predict(weights, X)) ** 2))
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverging run reports inf, not a warning
+        return float(np.mean((y - predict(weights, X)) ** 2))
 
 
 def least_squares(X: np.ndarray, y: np.ndarray) -> np.ndarray:

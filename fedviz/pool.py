@@ -57,8 +57,15 @@ class Prefetcher:
     behind later rounds. With `pool=None` they are drawn inline when asked for.
     """
 
-    def __init__(self, public: PublicParams, parties: int, per_party: int, rounds: int,
-                 pool: ProcessPoolExecutor | None, ahead: int = 4) -> None:
+    def __init__(
+        self,
+        public: PublicParams,
+        parties: int,
+        per_party: int,
+        rounds: int,
+        pool: ProcessPoolExecutor | None,
+        ahead: int = 4,
+    ) -> None:
         self._args = (public.n, public.hs, public.exponent_bits, per_party)
         self._parties = parties
         self._pool = pool
@@ -71,8 +78,9 @@ class Prefetcher:
         if self._pool is None:
             return
         while self._left > 0 and len(self._queue) < self._ahead:
-            self._queue.append([self._pool.submit(obfuscators.draw, *self._args)
-                                for _ in range(self._parties)])
+            self._queue.append(
+                [self._pool.submit(obfuscators.draw, *self._args) for _ in range(self._parties)]
+            )
             self._left -= 1
 
     def next_round(self) -> list[list[int]]:

@@ -74,10 +74,14 @@ class Hospital:
         if self._public is None or self._codec is None:
             raise RuntimeError(f"{self.name} has not joined the ring")
         plaintexts = self._codec.encode(gradient)
-        return tuple(encrypt_with(self._public, m, r, self._codec.exponent)
-                     for m, r in zip(plaintexts, obfuscators, strict=True))
+        return tuple(
+            encrypt_with(self._public, m, r, self._codec.exponent)
+            for m, r in zip(plaintexts, obfuscators, strict=True)
+        )
 
-    def forward(self, incoming: RingMessage | None, own: tuple[EncryptedNumber, ...], receiver: str) -> RingMessage:
+    def forward(
+        self, incoming: RingMessage | None, own: tuple[EncryptedNumber, ...], receiver: str
+    ) -> RingMessage:
         """Add its own ciphertexts to what it received and pass the sum on."""
         if incoming is None:
             summed, count = own, 1
@@ -114,7 +118,7 @@ class Server:
         hospital handed it a ring message (used to show collusion, never in the protocol)."""
         return [self._keys.decrypt_raw(c.ciphertext(False)) for c in message.ciphertexts]
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> str | tuple[object, ...]:
         raise TypeError("the Server holds a private key and is never serialised")
 
 
@@ -170,5 +174,10 @@ def hospital_name(index: int) -> str:
     return f"Hospital {index + 1}"
 
 
-def hospitals_for(config: Config, hospital_X: Sequence[np.ndarray], hospital_y: Sequence[np.ndarray]) -> list[Hospital]:
-    return [Hospital(i, X, y, config.gradient) for i, (X, y) in enumerate(zip(hospital_X, hospital_y, strict=True))]
+def hospitals_for(
+    config: Config, hospital_X: Sequence[np.ndarray], hospital_y: Sequence[np.ndarray]
+) -> list[Hospital]:
+    return [
+        Hospital(i, X, y, config.gradient)
+        for i, (X, y) in enumerate(zip(hospital_X, hospital_y, strict=True))
+    ]

@@ -12,8 +12,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fedviz.config import Config
-from fedviz.events import (Event, FederatedRound, KeysGenerated, LocalRound, ReferenceComputed,
-                           RunFinished, RunStarted)
+from fedviz.events import (
+    Event,
+    FederatedRound,
+    KeysGenerated,
+    LocalRound,
+    ReferenceComputed,
+    RunFinished,
+    RunStarted,
+)
 from fedviz.protocol import hospital_name
 
 
@@ -54,13 +61,15 @@ class RunRecord:
         for i, name in enumerate(self.names):
             local = self.local[-1][i] if self.local else None
             fed = self.federated[-1][i] if self.federated else None
-            rows.append({
-                "hospital": name,
-                "patients": self.patients[i],
-                "local_mse": local,
-                "federated_mse": fed,
-                "improvement": (local - fed) if local is not None and fed is not None else None,
-            })
+            rows.append(
+                {
+                    "hospital": name,
+                    "patients": self.patients[i],
+                    "local_mse": local,
+                    "federated_mse": fed,
+                    "improvement": (local - fed) if local is not None and fed is not None else None,
+                }
+            )
         return rows
 
     def history_rows(self) -> list[dict[str, Any]]:
@@ -86,9 +95,13 @@ class RunRecord:
             "rounds_completed": {"local": len(self.local), "federated": len(self.federated)},
         }
         if self.keys is not None:
-            out["encoding"] = {"name": self.keys.encoding, "obfuscator": self.keys.obfuscator,
-                               "ciphertexts_per_message": self.keys.ciphertexts_per_message,
-                               "slot_bits": self.keys.slot_bits, "slots": self.keys.slots}
+            out["encoding"] = {
+                "name": self.keys.encoding,
+                "obfuscator": self.keys.obfuscator,
+                "ciphertexts_per_message": self.keys.ciphertexts_per_message,
+                "slot_bits": self.keys.slot_bits,
+                "slots": self.keys.slots,
+            }
         if self.finished is not None:
             out["bytes_per_round"] = self.finished.bytes_per_round
             out["timings_s"] = asdict(self.finished.timings)

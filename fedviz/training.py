@@ -27,9 +27,20 @@ from fedviz.config import Config
 from fedviz.data import FEATURES, Split, split
 from fedviz.encoding import PackedCodec, make_codec
 from fedviz.errors import EncodingOverflow, TrainingDiverged
-from fedviz.events import (Ciphertext, Event, FederatedRound, HospitalGradients, KeysGenerated,
-                           LocalRound, PhaseStarted, ReferenceComputed, RingHop, RunFinished,
-                           RunStarted, Timings)
+from fedviz.events import (
+    Ciphertext,
+    Event,
+    FederatedRound,
+    HospitalGradients,
+    KeysGenerated,
+    LocalRound,
+    PhaseStarted,
+    ReferenceComputed,
+    RingHop,
+    RunFinished,
+    RunStarted,
+    Timings,
+)
 from fedviz.pool import Prefetcher, shared_pool, warm
 from fedviz.protocol import Hospital, Ring, Server, hospitals_for
 
@@ -107,10 +118,17 @@ def run(config: Config, *, pool: PoolChoice = "shared", server: Server | None = 
         raise TrainingDiverged("setup", 0, str(exc), eta) from None
     packed = codec if isinstance(codec, PackedCodec) else None
     yield KeysGenerated(
-        bits=config.key_length, seconds=server.keygen_seconds, n=server.public.n,
-        obfuscator=config.obfuscator, encoding=codec.name, ciphertexts_per_message=codec.ciphertexts,
-        slot_bits=packed.slot_bits if packed else None, slots=packed.slots if packed else None,
-        carry_bits=packed.carry_bits if packed else None, max_abs=codec.max_abs)
+        bits=config.key_length,
+        seconds=server.keygen_seconds,
+        n=server.public.n,
+        obfuscator=config.obfuscator,
+        encoding=codec.name,
+        ciphertexts_per_message=codec.ciphertexts,
+        slot_bits=packed.slot_bits if packed else None,
+        slots=packed.slots if packed else None,
+        carry_bits=packed.carry_bits if packed else None,
+        max_abs=codec.max_abs,
+    )
 
     if not config.warm_start:
         for hospital in hospitals:
@@ -129,7 +147,9 @@ def run(config: Config, *, pool: PoolChoice = "shared", server: Server | None = 
                 with np.errstate(all="ignore"):
                     result = ring.run_round(obfuscators, eta)
             except EncodingOverflow as exc:
-                raise TrainingDiverged("federated", r, f"a gradient is too large to encode ({exc})", eta) from None
+                raise TrainingDiverged(
+                    "federated", r, f"a gradient is too large to encode ({exc})", eta
+                ) from None
             _check_finite("federated", r, hospitals, eta)
             mse = tuple(h.test_mse(data.X_test, data.y_test) for h in hospitals)
             federated_s += time.perf_counter() - t
@@ -137,17 +157,41 @@ def run(config: Config, *, pool: PoolChoice = "shared", server: Server | None = 
             add_s += result.add_s
             decrypt_s += result.decrypt_s
             for hop, message in enumerate(result.messages, start=1):
-                yield RingHop(r, hop, message.sender, message.receiver,
-                              tuple(Ciphertext(int(c.ciphertext(False)), c.exponent) for c in message.ciphertexts),
-                              message.contributions, wire * len(message.ciphertexts))
+                yield RingHop(
+                    r,
+                    hop,
+                    message.sender,
+                    message.receiver,
+                    tuple(Ciphertext(int(c.ciphertext(False)), c.exponent) for c in message.ciphertexts),
+                    message.contributions,
+                    wire * len(message.ciphertexts),
+                )
             yield HospitalGradients(r, tuple(tuple(map(float, g)) for g in result.gradients))
-            yield FederatedRound(r, mse, tuple(map(float, result.average)),
-                                 waited + result.encrypt_s, result.add_s, result.decrypt_s)
+            yield FederatedRound(
+                r,
+                mse,
+                tuple(map(float, result.average)),
+                waited + result.encrypt_s,
+                result.add_s,
+                result.decrypt_s,
+            )
     finally:
         prefetcher.close()
 
-    timings = Timings(keygen=server.keygen_seconds, local=local_s, federated=federated_s,
-                      encrypt=encrypt_s, add=add_s, decrypt=decrypt_s,
-                      total=time.perf_counter() - started)
-    yield RunFinished(local_mse, mse, ref.centralized_mse[-1], ref.optimum_mse,
-                      wire * codec.ciphertexts * config.hospitals, timings)
+    timings = Timings(
+        keygen=server.keygen_seconds,
+        local=local_s,
+        federated=federated_s,
+        encrypt=encrypt_s,
+        add=add_s,
+        decrypt=decrypt_s,
+        total=time.perf_counter() - started,
+    )
+    yield RunFinished(
+        local_mse,
+        mse,
+        ref.centralized_mse[-1],
+        ref.optimum_mse,
+        wire * codec.ciphertexts * config.hospitals,
+        timings,
+    )
