@@ -68,6 +68,42 @@ def reference(config: Config, data: Split) -> ReferenceComputed:
     return ReferenceComputed(tuple(history), optimum)
 
 
+def preflight(config: Config) -> TrainingDiverged | None:
+    """The divergence the run would hit, found in plaintext before any key is made.
+
+    Encryption changes nothing in the arithmetic, so the plaintext protocol predicts it: the
+    same local rounds, then federated rounds on the exact average, checking finiteness and
+    the agreed encoding's range (planned for a modulus of the configured bit length). The
+    real run still checks everything itself; this only lets a UI refuse early, in words.
+    """
+    data = split(config.hospitals, config.seed)
+    hospitals = hospitals_for(config, data.hospital_X, data.hospital_y)
+    eta = config.learning_rate
+    try:
+        with np.errstate(all="ignore"):
+            for r in range(1, config.rounds + 1):
+                for hospital in hospitals:
+                    hospital.step(hospital.gradient(), eta)
+                _check_finite("local", r, hospitals, eta)
+            codec = make_codec(config.encoding, (1 << config.key_length) - 1, len(FEATURES), config.hospitals)
+            if not config.warm_start:
+                for hospital in hospitals:
+                    hospital.weights = np.zeros(len(FEATURES))
+            for r in range(1, config.rounds + 1):
+                gradients = [h.gradient() for h in hospitals]
+                for g in gradients:
+                    codec.encode(g)
+                average = np.mean(gradients, axis=0)
+                for hospital in hospitals:
+                    hospital.step(average, eta)
+                _check_finite("federated", r, hospitals, eta)
+    except TrainingDiverged as exc:
+        return exc
+    except EncodingOverflow as exc:
+        return TrainingDiverged("federated", r, f"a gradient is too large to encode ({exc})", eta)
+    return None
+
+
 def _check_finite(phase: str, round_: int, hospitals: list[Hospital], eta: float) -> None:
     for hospital in hospitals:
         if not np.all(np.isfinite(hospital.weights)):

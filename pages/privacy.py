@@ -1,0 +1,120 @@
+"""Privacy page: why at least three hospitals, shown with the run's own numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from fedviz.attacks import alternative_split, difference_attack
+from fedviz.config import Config
+from fedviz.data import FEATURES
+from pages import common
+
+st.title("Privacy: what the ring protects, and what it does not")
+st.markdown(
+    "The ring hides each hospital's gradient from everyone else — but every hospital also learns "
+    "the **broadcast average** in the clear, and it knows its **own** gradient. Subtracting gives it "
+    "the sum of everybody else's gradients. Whether that exposes anyone depends on how many others "
+    "there are."
+)
+
+state = common.last_run()
+if state is None:
+    common.offer_run("This page explains privacy with the numbers of a real run.")
+    st.stop()
+common.stale_notice()
+
+
+def explain_difference(state: common.RunState, label: str, key: str) -> None:
+    obs = state.observations
+    n = obs.hospitals
+    r = st.slider("Federated round", 1, obs.rounds, 1, key=f"{key}-round")
+    truth, average = obs.gradients[r - 1], obs.averages[r - 1]
+    attack = difference_attack(truth[0], average, n, truth, attacker=0)
+    st.markdown(
+        f"**{label}.** Hospital 1 knows its own gradient g₁ and the broadcast average ā; it computes "
+        f"{n}·ā − g₁ = "
+        + (
+            "g₂"
+            if n == 2
+            else " + ".join(f"g{k}" for k in range(2, min(n, 4) + 1)) + (" + …" if n > 4 else "")
+        )
+        + "."
+    )
+    if attack.exposes_a_hospital:
+        table = pd.DataFrame(
+            {
+                "feature": FEATURES,
+                "Hospital 2's true gradient": attack.target,
+                "recovered by Hospital 1": attack.recovered,
+                "difference": attack.recovered - attack.target,
+            }
+        )
+        st.dataframe(
+            table,
+            hide_index=True,
+            width="stretch",
+            key=f"{key}-table",
+            column_config={c: st.column_config.NumberColumn(format="%.12g") for c in table.columns[1:]},
+        )
+        st.error(
+            f"Exposed: Hospital 2's gradient comes back exactly (largest difference "
+            f"{attack.error:.1e}, floating-point rounding). With 2 hospitals the ring hides nothing "
+            "from the other hospital.",
+            icon="🔓",
+        )
+    else:
+        fake = alternative_split(truth, 0, np.random.default_rng(r))
+        a, b = 1, 2
+        table = pd.DataFrame(
+            {
+                "feature": FEATURES,
+                f"true g{a + 1}": truth[a],
+                f"true g{b + 1}": truth[b],
+                f"other g{a + 1}": fake[a],
+                f"other g{b + 1}": fake[b],
+                "what Hospital 1 recovers (sum of the others)": attack.recovered,
+            }
+        )
+        st.dataframe(
+            table,
+            hide_index=True,
+            width="stretch",
+            key=f"{key}-table",
+            column_config={c: st.column_config.NumberColumn(format="%.4f") for c in table.columns[1:]},
+        )
+        same = float(np.max(np.abs(fake[1:].sum(axis=0) - truth[1:].sum(axis=0))))
+        st.success(
+            f"Hospital 1 recovers only the **sum** of the other {n - 1} gradients (to {attack.error:.1e}). "
+            f"The true split and the made-up split above both fit what it saw (their sums differ by "
+            f"{same:.1e}), so it cannot tell which hospital contributed what — as long as no one colludes.",
+            icon="🔒",
+        )
+
+
+config = state.config
+explain_difference(state, f"This run: {config.hospitals} hospitals", "diff")
+
+if config.hospitals >= 3:
+    st.markdown("##### The same with 2 hospitals")
+    demo = st.session_state.get("two_demo")
+    two = Config(**{**config.to_dict(), "hospitals": 2, "key_length": 1024})
+    fresh = isinstance(demo, common.RunState) and demo.config == two
+    if not fresh and st.button("Run the 2-hospital case (1024-bit keys, a second or less)", key="two-run"):
+        with st.spinner("Running with 2 hospitals…"):
+            demo = common.execute(two, keep=False)
+        st.session_state["two_demo"] = demo
+        common.interrupted_notice()
+    if isinstance(demo, common.RunState) and demo.config == two:
+        explain_difference(demo, "2 hospitals, same settings", "two")
+
+st.divider()
+st.subheader("Deeper threats")
+st.markdown(
+    "Three or more hospitals stop a single curious hospital. They do not stop **coalitions** "
+    "(n − 1 hospitals recover the last; the server with hospital k+1 decrypts what hospital k "
+    "sent), nor what the **aggregate itself** reveals about a linear model's data, nor "
+    "**membership** questions. Each needs its own remedy (no collusion, masked ring start, "
+    "threshold decryption, differential privacy)."
+)

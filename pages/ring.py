@@ -1,0 +1,211 @@
+"""Ring inspector: what travelled on each hop of a round, byte for byte."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from fedviz.data import FEATURES
+from fedviz.encoding import FRACTION_BITS, PackedCodec, make_codec
+from fedviz.events import RingHop
+from pages import common
+
+FLOAT64_BYTES = 8
+
+st.title("Ring inspector")
+st.markdown(
+    "Each round, hospital 1 encrypts its gradient and passes it on; each next hospital multiplies in "
+    "its own encrypted gradient (which **adds** the hidden values) and passes the total on; the last "
+    "hospital hands it to the server, the only party with the private key. Below is exactly what "
+    "travelled: the integers an eavesdropper — or the next hospital — would see."
+)
+
+state = common.last_run()
+if state is None:
+    common.offer_run("The inspector shows the ciphertexts of the last run.")
+    st.stop()
+common.stale_notice()
+
+config, transcript = state.config, state.transcript
+keys = transcript.keys
+assert keys is not None and transcript.n is not None
+n_hosp = config.hospitals
+kept = sorted(set(transcript.rounds) | {transcript.last_round})
+
+pick_round, pick_hop = st.columns(2)
+round_ = pick_round.select_slider(
+    "Round",
+    options=kept,
+    value=kept[0],
+    key="ring-round",
+    help="Rounds beyond the memory budget are not kept (the last one always is)."
+    if transcript.dropped
+    else None,
+)
+hops = transcript.hops(round_)
+assert hops is not None
+hop_labels = {h.hop: f"{h.hop}: {h.sender} → {h.receiver}" for h in hops}
+hop_no = pick_hop.selectbox("Hop", list(hop_labels), format_func=hop_labels.__getitem__, key="ring-hop")
+hop: RingHop = hops[hop_no - 1]
+
+
+def ring_dot(hospitals: int, selected: int) -> str:
+    """The ring as DOT: hospitals in order, then the server; the selected hop highlighted.
+    Long rings are shortened around the selected hop."""
+    shown = sorted(
+        {1, 2, hospitals - 1, hospitals, selected - 1, selected, selected + 1} & set(range(1, hospitals + 1))
+    )
+    lines = [
+        "digraph ring {",
+        'rankdir=LR; bgcolor="transparent";',
+        'node [shape=box, style="rounded,filled", fillcolor="#f1f5f9", color="#94a3b8", fontname="sans-serif"];',
+        'edge [color="#94a3b8", fontname="sans-serif", fontsize=10];',
+        'S [label="Server\\n(private key)", fillcolor="#fee2e2", color="#dc2626"];',
+    ]
+    previous: int | None = None
+    for k in shown:
+        lines.append(f'H{k} [label="Hospital {k}"];')
+        if previous is not None:
+            if k != previous + 1:
+                lines.append(f'gap{k} [label="…", shape=plaintext, style=""];')
+                lines.append(f"H{previous} -> gap{k} -> H{k};")
+            else:
+                style = 'color="#2563eb", penwidth=3, fontcolor="#2563eb"' if previous == selected else ""
+                lines.append(f'H{previous} -> H{k} [label="Enc(g1+…+g{previous})" {style}];')
+        previous = k
+    style = 'color="#2563eb", penwidth=3, fontcolor="#2563eb"' if selected == hospitals else ""
+    lines.append(f'H{hospitals} -> S [label="Enc(sum)" {style}];')
+    lines.append('S -> H1 [label="average, in the clear", style=dashed, constraint=false];')
+    lines.append("}")
+    return "\n".join(lines)
+
+
+st.graphviz_chart(ring_dot(n_hosp, hop_no), width="stretch")
+
+terms = (
+    " + ".join(f"g{k}" for k in range(1, hop.contributions + 1))
+    if hop.contributions <= 6
+    else (f"g1 + … + g{hop.contributions}")
+)
+per_ct = hop.nbytes // len(hop.ciphertexts)
+st.subheader(f"Round {round_}, hop {hop.hop}: {hop.sender} → {hop.receiver}")
+m1, m2, m3, m4 = st.columns(4)
+m1.metric("Holds", f"Enc({terms})")
+m2.metric("Ciphertexts", len(hop.ciphertexts))
+m3.metric("Bytes on this hop", f"{hop.nbytes:,}")
+m4.metric(
+    "Blow-up vs float64",
+    f"{hop.nbytes / (len(FEATURES) * FLOAT64_BYTES):.0f}×",
+    help=f"The same gradient in the clear: {len(FEATURES)} float64 values = {len(FEATURES) * 8} bytes.",
+)
+
+can, cannot = st.columns(2)
+if hop.receiver == "Server":
+    can.success(
+        f"**The server can** decrypt this total of all {n_hosp} gradients, divide by {n_hosp} and broadcast "
+        "the average in the clear.",
+        icon="🔓",
+    )
+    cannot.error(
+        "**The server cannot** tell the hospitals' shares apart: it only ever decrypts the total. "
+        "(If hospital k+1 colluded and handed it an earlier hop, it could — see the Privacy page.)",
+        icon="🔒",
+    )
+else:
+    can.success(
+        f"**{hop.receiver} can** see how many gradients are summed ({hop.contributions}: its position is "
+        "public), the exponent, and the size; it multiplies in its own ciphertext and passes the result on.",
+        icon="🔓",
+    )
+    cannot.error(
+        f"**{hop.receiver} cannot** read any value: without the private key each integer is "
+        f"indistinguishable from a random number modulo n² ({2 * config.key_length} bits).",
+        icon="🔒",
+    )
+
+st.markdown("**The ciphertext integers, in full** (decimal; copy with the button at the corner)")
+if len(hop.ciphertexts) == 1:
+    labels = ["all 11 values (packed)"]
+elif keys.encoding == "packed":
+    labels = [f"ciphertext {i + 1}" for i in range(len(hop.ciphertexts))]
+else:
+    labels = list(FEATURES)
+rows = [
+    {
+        "holds": label,
+        "exponent": c.exponent,
+        "bits": c.value.bit_length(),
+        "bytes": per_ct,
+        "digits": len(str(c.value)),
+    }
+    for label, c in zip(labels, hop.ciphertexts, strict=True)
+]
+if len(hop.ciphertexts) > 1:
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="ring-ciphertexts")
+    which = st.selectbox(
+        "Show ciphertext", range(len(labels)), format_func=lambda i: labels[i], key="ring-which"
+    )
+else:
+    which = 0
+    st.caption(
+        f"exponent {rows[0]['exponent']} · {rows[0]['bits']} bits · {per_ct} bytes on the wire "
+        f"(fixed size: an integer modulo n²) · {rows[0]['digits']} decimal digits"
+    )
+st.code(str(hop.ciphertexts[which].value), language=None, wrap_lines=True, height=160)
+
+st.subheader("Encoding")
+codec = make_codec(keys.encoding, transcript.n, len(FEATURES), n_hosp)
+if isinstance(codec, PackedCodec):
+    st.markdown(
+        f"**Packed.** The {len(FEATURES)} gradient values share one plaintext integer below n in {codec.slots} "
+        f"slots of {codec.slot_bits} bits. Each value becomes an integer on a 2⁻{FRACTION_BITS} grid, plus "
+        f"the public offset 2^{codec.value_bits - 1} so it is never negative; {codec.carry_bits} carry bits "
+        f"above it give room for the sum of {n_hosp} hospitals, so adding ciphertexts never spills into the "
+        f"next slot. Largest |value| one hospital may send: {codec.max_abs:.3g}; anything larger stops the run "
+        "with an error instead of wrapping. No per-value exponent travels: the exponent is 0 for the whole "
+        "integer."
+    )
+    own = state.observations.gradients[round_ - 1][0] if state.observations.gradients else None
+    layout = []
+    plain = codec.encode(np.asarray(own)) if own is not None else None
+    for i, feature in enumerate(FEATURES):
+        slot, ct = i % codec.slots, i // codec.slots
+        entry = {
+            "value": feature,
+            "ciphertext": ct + 1,
+            "bits": f"{slot * codec.slot_bits}–{(slot + 1) * codec.slot_bits - 1}",
+        }
+        if plain is not None and own is not None:
+            entry["Hospital 1's value (it alone knows)"] = float(own[i])
+            entry["slot content (offset added)"] = str(codec.slot_of(plain[ct], slot))
+        layout.append(entry)
+    st.dataframe(pd.DataFrame(layout), hide_index=True, width="stretch", key="ring-layout")
+else:
+    st.markdown(
+        f"**Per value**, as in the post: one ciphertext per gradient value, {len(FEATURES)} per message. Every "
+        f"value uses the one agreed exponent {codec.exponent} (16^{codec.exponent} = 2⁻{FRACTION_BITS}), so "
+        "the exponent travelling in the clear says nothing about a value's size. phe's default would pick "
+        "each exponent from the value itself and leak its magnitude."
+    )
+
+st.subheader("Traffic")
+t1, t2, t3 = st.columns(3)
+t1.metric("Bytes per hop", f"{hop.nbytes:,}")
+t2.metric("Bytes per round", f"{sum(h.nbytes for h in hops):,}", help=f"{n_hosp} hops of the ring")
+t3.metric(
+    "Whole run",
+    f"{sum(h.nbytes for h in hops) * config.rounds / 1e6:.2f} MB",
+    help="Plus the broadcast average: 11 float64 values per hospital per round.",
+)
+st.download_button(
+    f"⬇ Round {round_} transcript (JSON, phe serialisation)",
+    transcript.round_json(round_),
+    file_name=f"fedviz-round-{round_}.json",
+    mime="application/json",
+)
+if transcript.dropped:
+    st.caption(
+        f"{transcript.dropped} middle rounds were not kept to bound memory; the first rounds and the "
+        "last one are."
+    )
