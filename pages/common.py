@@ -40,9 +40,13 @@ from fedviz.summary import RunRecord
 from fedviz.training import preflight, run
 from fedviz.transcript import Transcript
 
+PACES = {"full speed": 0.0, "watchable": 0.02, "slow": 0.15}
+"""Presentation pauses after each training round (seconds): the UI's, never the engine's;
+reported timings exclude them."""
 DEFAULTS: dict[str, Any] = {
     **{k: v for k, v in Config().to_dict().items() if k != "learning_rate"},
     "learning_rate": str(Config().learning_rate),
+    "pace": "watchable",
 }
 ENCODING_LABELS = {
     "packed": "packed (11 values per ciphertext, fast)",
@@ -76,7 +80,7 @@ class RunState:
 # --------------------------------------------------------------------------- controls
 
 
-def _widget(name: str) -> str:
+def widget(name: str) -> str:
     """The widget key of a setting, seeded from the kept settings (survives page switches)."""
     settings = st.session_state.setdefault("settings", dict(DEFAULTS))
     key = f"w_{name}"
@@ -85,7 +89,7 @@ def _widget(name: str) -> str:
     return key
 
 
-def _keep(name: str) -> Any:
+def keep(name: str) -> Any:
     value = st.session_state[f"w_{name}"]
     st.session_state["settings"][name] = value
     return value
@@ -109,31 +113,31 @@ def sidebar() -> Config | None:
     key_length = sb.selectbox(
         "Key length",
         KEY_LENGTHS,
-        key=_widget("key_length"),
+        key=widget("key_length"),
         format_func=lambda b: f"{b} bits · ≈{SECURITY_BITS[b]}-bit security" + (" ⚠" if b == 1024 else ""),
         help="Length of the Paillier modulus n. 2048 bits is today's minimum for new systems (NIST).",
     )
-    _keep("key_length")
+    keep("key_length")
     if key_length == 1024:
-        sb.warning(WARN_1024_BITS, icon="⚠️")
+        sb.warning(WARN_1024_BITS, icon=":material/warning:")
 
     hospitals = sb.number_input(
         "Hospitals",
         min_value=2,
         max_value=MAX_HOSPITALS,
         step=1,
-        key=_widget("hospitals"),
+        key=widget("hospitals"),
         help=f"2 to {MAX_HOSPITALS}: each keeps at least 5 of the 392 training patients.",
     )
-    _keep("hospitals")
+    keep("hospitals")
     if hospitals == 2:
-        sb.warning(WARN_TWO_HOSPITALS, icon="⚠️")
-        sb.page_link("pages/privacy.py", label="Why at least 3 hospitals?", icon="🛡️")
+        sb.warning(WARN_TWO_HOSPITALS, icon=":material/warning:")
+        sb.page_link("pages/privacy.py", label="Why at least 3 hospitals?", icon=":material/shield_lock:")
 
     lr_text = sb.text_input(
-        "Learning rate", key=_widget("learning_rate"), help="Gradient-descent step size η, e.g. 0.01 or 1e-3."
+        "Learning rate", key=widget("learning_rate"), help="Gradient-descent step size η, e.g. 0.01 or 1e-3."
     )
-    _keep("learning_rate")
+    keep("learning_rate")
     lr_slot = sb.empty()
 
     with sb.expander("Advanced"):
@@ -142,47 +146,47 @@ def sidebar() -> Config | None:
             min_value=1,
             max_value=MAX_ROUNDS,
             step=1,
-            key=_widget("rounds"),
+            key=widget("rounds"),
             help="Rounds of local training, then as many federated rounds.",
         )
-        _keep("rounds")
+        keep("rounds")
         seed = st.number_input(
             "Seed",
             min_value=0,
             max_value=2**32 - 1,
             step=1,
-            key=_widget("seed"),
+            key=widget("seed"),
             help="Seed of the shuffle and the test split (42 is the post's).",
         )
-        _keep("seed")
+        keep("seed")
         gradient = st.radio(
             "Gradient",
             GRADIENT_MODES,
-            key=_widget("gradient"),
+            key=widget("gradient"),
             horizontal=True,
             help="sum: the post's delta·X. mean: divided by the hospital's patients.",
         )
-        _keep("gradient")
+        keep("gradient")
         warm_start = st.toggle(
             "Warm start",
-            key=_widget("warm_start"),
+            key=widget("warm_start"),
             help="Federated rounds continue from each hospital's local model (the post). "
             "Off: start from zero, which equals pooled gradient descent.",
         )
-        _keep("warm_start")
+        keep("warm_start")
         encoding = st.selectbox(
-            "Encoding", ENCODINGS, key=_widget("encoding"), format_func=ENCODING_LABELS.__getitem__
+            "Encoding", ENCODINGS, key=widget("encoding"), format_func=ENCODING_LABELS.__getitem__
         )
-        _keep("encoding")
+        keep("encoding")
         obfuscator = st.selectbox(
             "Encryption randomness",
             OBFUSCATORS,
-            key=_widget("obfuscator"),
+            key=widget("obfuscator"),
             format_func=OBFUSCATOR_LABELS.__getitem__,
             help="DJN adds a short-exponent assumption (see the README); "
             "standard relies on Paillier's assumption alone.",
         )
-        _keep("obfuscator")
+        keep("obfuscator")
         if st.button("Reset to the post's defaults", width="stretch"):
             st.session_state["settings"] = dict(DEFAULTS)
             for name in DEFAULTS:
@@ -211,9 +215,9 @@ def sidebar() -> Config | None:
             errors[problem[0]] = problem[1]
             config = None
     if "learning_rate" in errors:
-        lr_slot.error(errors.pop("learning_rate"), icon="🚫")
+        lr_slot.error(errors.pop("learning_rate"), icon=":material/block:")
     for message in errors.values():
-        sb.error(message, icon="🚫")
+        sb.error(message, icon=":material/block:")
     st.session_state["config"] = config
     _stale_marker(sb, config)
     return config
@@ -233,7 +237,7 @@ def _plain(exc: ConfigError) -> str:
 def _stale_marker(sb: Any, config: Config | None) -> None:
     last = last_run()
     if last is not None and config is not None and last.config != config:
-        sb.caption("⟳ The settings differ from the last run's; results shown are from that run.")
+        sb.caption("The settings differ from the last run's; results shown are from that run.")
 
 
 # --------------------------------------------------------------------------- state
@@ -264,7 +268,7 @@ def stale_notice() -> None:
         st.info(
             f"Settings changed since this run. Showing the last run ({describe(last.config)}). "
             "Press **Run** on the Training page to refresh.",
-            icon="⟳",
+            icon=":material/history:",
         )
 
 
@@ -274,11 +278,12 @@ def interrupted_notice() -> None:
     if active:
         kept = " The previous results are kept." if last_run() else ""
         st.warning(
-            f"The run was stopped during {active['where']} after {active['elapsed']:.1f} s.{kept}", icon="⏹️"
+            f"The run was stopped during {active['where']} after {active['elapsed']:.1f} s.{kept}",
+            icon=":material/stop_circle:",
         )
     error = st.session_state.pop("run_error", None)
     if error:
-        st.error(error, icon="🚫")
+        st.error(error, icon=":material/block:")
 
 
 # --------------------------------------------------------------------------- running
@@ -363,7 +368,7 @@ def progress(event: Event, config: Config) -> float:
 def offer_run(where_: str) -> None:
     """The empty state of a page that needs a run: say so, and offer to run here."""
     config = current_config()
-    st.info(f"No run yet in this session. {where_}", icon="ℹ️")
+    st.info(f"No run yet in this session. {where_}", icon=":material/info:")
     if config is None:
         st.caption("Fix the settings in the sidebar first.")
         return

@@ -62,7 +62,7 @@ def explain_difference(state: common.RunState, label: str, key: str) -> None:
             f"Exposed: Hospital 2's gradient comes back exactly (largest difference "
             f"{attack.error:.1e}, floating-point rounding). With 2 hospitals the ring hides nothing "
             "from the other hospital.",
-            icon="🔓",
+            icon=":material/lock_open:",
         )
     else:
         fake = alternative_split(truth, 0, np.random.default_rng(r))
@@ -89,7 +89,7 @@ def explain_difference(state: common.RunState, label: str, key: str) -> None:
             f"Hospital 1 recovers only the **sum** of the other {n - 1} gradients (to {attack.error:.1e}). "
             f"The true split and the made-up split above both fit what it saw (their sums differ by "
             f"{same:.1e}), so it cannot tell which hospital contributed what — as long as no one colludes.",
-            icon="🔒",
+            icon=":material/lock:",
         )
 
 

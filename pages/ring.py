@@ -50,6 +50,11 @@ hop_no = pick_hop.selectbox("Hop", list(hop_labels), format_func=hop_labels.__ge
 hop: RingHop = hops[hop_no - 1]
 
 
+def prefix(k: int) -> str:
+    """g1 + ... + gk, written out while short."""
+    return " + ".join(f"g{i}" for i in range(1, k + 1)) if k <= 4 else f"g1 + … + g{k}"
+
+
 def ring_dot(hospitals: int, selected: int) -> str:
     """The ring as DOT: hospitals in order, then the server; the selected hop highlighted.
     Long rings are shortened around the selected hop."""
@@ -72,7 +77,7 @@ def ring_dot(hospitals: int, selected: int) -> str:
                 lines.append(f"H{previous} -> gap{k} -> H{k};")
             else:
                 style = 'color="#2563eb", penwidth=3, fontcolor="#2563eb"' if previous == selected else ""
-                lines.append(f'H{previous} -> H{k} [label="Enc(g1+…+g{previous})" {style}];')
+                lines.append(f'H{previous} -> H{k} [label="Enc({prefix(previous)})" {style}];')
         previous = k
     style = 'color="#2563eb", penwidth=3, fontcolor="#2563eb"' if selected == hospitals else ""
     lines.append(f'H{hospitals} -> S [label="Enc(sum)" {style}];')
@@ -105,23 +110,23 @@ if hop.receiver == "Server":
     can.success(
         f"**The server can** decrypt this total of all {n_hosp} gradients, divide by {n_hosp} and broadcast "
         "the average in the clear.",
-        icon="🔓",
+        icon=":material/lock_open:",
     )
     cannot.error(
         "**The server cannot** tell the hospitals' shares apart: it only ever decrypts the total. "
         "(If hospital k+1 colluded and handed it an earlier hop, it could — see the Privacy page.)",
-        icon="🔒",
+        icon=":material/lock:",
     )
 else:
     can.success(
         f"**{hop.receiver} can** see how many gradients are summed ({hop.contributions}: its position is "
         "public), the exponent, and the size; it multiplies in its own ciphertext and passes the result on.",
-        icon="🔓",
+        icon=":material/lock_open:",
     )
     cannot.error(
         f"**{hop.receiver} cannot** read any value: without the private key each integer is "
         f"indistinguishable from a random number modulo n² ({2 * config.key_length} bits).",
-        icon="🔒",
+        icon=":material/lock:",
     )
 
 st.markdown("**The ciphertext integers, in full** (decimal; copy with the button at the corner)")

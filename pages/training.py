@@ -11,11 +11,10 @@ import streamlit as st
 from fedviz.charts import mse_figure, split_figure, y_range_for
 from fedviz.config import Config
 from fedviz.data import split
-from fedviz.events import Event, FederatedRound, KeysGenerated, LocalRound, ReferenceComputed, RunFinished
+from fedviz.events import Event, FederatedRound, KeysGenerated, LocalRound, RunFinished
 from pages import common
 
-REDRAW_S = 0.05
-"""Least time between two live redraws of the charts (phase ends are always drawn)."""
+REDRAW_S = 0.1  # least time between two live redraws of the charts (phase ends always draw)
 
 st.title("Federated learning on encrypted gradients")
 st.markdown(
@@ -27,19 +26,36 @@ st.markdown(
 )
 
 config = common.current_config()
-run_col, stop_col, note_col = st.columns([1, 1, 4], vertical_alignment="center")
+run_col, stop_col, pace_col, note_col = st.columns([1, 1, 2, 3], vertical_alignment="center")
 start = run_col.button(
-    "▶ Run",
+    "Run",
+    icon=":material/play_arrow:",
     type="primary",
     disabled=config is None,
     width="stretch",
     help="Generate keys, train locally, then run the encrypted ring.",
 )
-stop_col.button("⏹ Stop", disabled=not start, width="stretch", help="Stop the run; earlier results stay.")
+stop_col.button(
+    "Stop",
+    icon=":material/stop:",
+    disabled=not start,
+    width="stretch",
+    help="Stop the run; earlier results stay.",
+)
+pace = pace_col.segmented_control(
+    "Pace",
+    list(common.PACES),
+    key=common.widget("pace"),
+    label_visibility="collapsed",
+    help="Full speed shows the real speed. Watchable and slow add a pause after each round so an audience "
+    "can follow the charts; the reported timings never include it.",
+)
+common.keep("pace")
+pause = common.PACES.get(pace or "full speed", 0.0)
 if config is None:
-    note_col.error("Fix the settings marked in the sidebar to run.", icon="🚫")
+    note_col.error("Fix the settings marked in the sidebar to run.", icon=":material/block:")
 elif config.hospitals == 2:
-    note_col.warning("2 hospitals: each can compute the other's gradient exactly.", icon="⚠️")
+    note_col.warning("2 hospitals: each can compute the other's gradient exactly.", icon=":material/warning:")
 
 common.interrupted_notice()
 status = st.empty()
@@ -47,59 +63,71 @@ left, right = st.columns(2)
 local_slot, federated_slot = left.empty(), right.empty()
 
 
-def draw_charts(state: common.RunState, key: str) -> None:
-    """Both MSE charts, on one y range so they compare at a glance."""
+def draw_charts(state: common.RunState, key: str, which: tuple[str, ...] = ("local", "federated")) -> None:
+    """The MSE charts (both by default), on one y range so they compare at a glance."""
     r = state.record
     rounds = state.config.rounds
     yr = y_range_for(*r.local, *r.federated, r.centralized, [r.optimum] if r.optimum is not None else [])
-    names = [f"Hospital {i + 1}" for i in range(state.config.hospitals)]
-    local_slot.plotly_chart(
-        mse_figure(
-            "Local training: each hospital alone", names, r.local, rounds, r.centralized, r.optimum, yr
-        ),
-        key=f"local-{key}",
-    )
-    federated_slot.plotly_chart(
-        mse_figure(
-            "Federated training: encrypted ring", names, r.federated, rounds, r.centralized, r.optimum, yr
-        ),
-        key=f"federated-{key}",
-    )
+    names = r.names
+    if "local" in which:
+        local_slot.plotly_chart(
+            mse_figure(
+                "Local training: each hospital alone", names, r.local, rounds, r.centralized, r.optimum, yr
+            ),
+            key=f"local-{key}",
+        )
+    if "federated" in which:
+        federated_slot.plotly_chart(
+            mse_figure(
+                "Federated training: encrypted ring", names, r.federated, rounds, r.centralized, r.optimum, yr
+            ),
+            key=f"federated-{key}",
+        )
 
 
 class LiveView:
-    """Redraws progress and charts as events arrive (at most every REDRAW_S seconds)."""
+    """Progress on every round; each chart when it changes: on its first and last round and
+    otherwise at most every REDRAW_S seconds. `pause` seconds after each federated round
+    (presentation pace; local rounds are plaintext and instant, and the engine's timings
+    exclude time spent here)."""
 
-    def __init__(self) -> None:
+    def __init__(self, pause: float) -> None:
         self.last_draw = 0.0
         self.draws = 0
+        self.pause = pause
 
     def __call__(self, event: Event, state: common.RunState, elapsed: float) -> None:
         config = state.config
-        label = common.where(event, config)
-        status.progress(
-            common.progress(event, config), text=f"{label[0].upper()}{label[1:]} · {elapsed:.1f} s"
-        )
-        phase_end = (isinstance(event, LocalRound) and event.round == config.rounds) or isinstance(
-            event, (KeysGenerated, ReferenceComputed, RunFinished)
-        )
-        first_federated = isinstance(event, FederatedRound) and event.round == 1
-        if not isinstance(event, (LocalRound, FederatedRound)) and not phase_end:
-            return
+        if isinstance(event, (LocalRound, FederatedRound, KeysGenerated, RunFinished)):
+            label = common.where(event, config)
+            status.progress(
+                common.progress(event, config), text=f"{label[0].upper()}{label[1:]} · {elapsed:.1f} s"
+            )
+        which: tuple[str, ...] = ()
         now = time.perf_counter()
-        if phase_end or first_federated or now - self.last_draw >= REDRAW_S:
+        if isinstance(event, (LocalRound, FederatedRound)):
+            if event.round in (1, config.rounds) or now - self.last_draw >= REDRAW_S:
+                which = ("local",) if isinstance(event, LocalRound) else ("federated",)
+            if self.pause and isinstance(event, FederatedRound):
+                time.sleep(self.pause)
+        if which:
             self.draws += 1
-            draw_charts(state, f"live-{self.draws}")
+            draw_charts(state, f"live-{self.draws}", which)
             self.last_draw = now
 
 
 if start and config is not None:
-    common.execute(config, LiveView())
+    common.execute(config, LiveView(pause))
     status.empty()
 
 state = common.last_run()
 if state is None:
-    local_slot.info("Press **Run** to train. Charts grow here round by round.", icon="📈")
+    empty = mse_figure("Local training: each hospital alone", [], [], 50)
+    local_slot.plotly_chart(empty, key="local-empty")
+    federated_slot.plotly_chart(
+        mse_figure("Federated training: encrypted ring", [], [], 50), key="federated-empty"
+    )
+    st.info("Press **Run** to train: both charts grow here round by round.", icon=":material/monitoring:")
     st.stop()
 
 draw_charts(state, "final")
@@ -163,15 +191,17 @@ st.caption(
 
 d1, d2, _ = st.columns([1, 1, 3])
 d1.download_button(
-    "⬇ MSE history (CSV)",
+    "MSE history (CSV)",
     pd.DataFrame(record.history_rows()).to_csv(index=False),
+    icon=":material/download:",
     file_name="fedviz-mse-history.csv",
     mime="text/csv",
     width="stretch",
 )
 d2.download_button(
-    "⬇ Run summary (JSON)",
+    "Run summary (JSON)",
     record.to_json(),
+    icon=":material/download:",
     file_name="fedviz-run.json",
     mime="application/json",
     width="stretch",
