@@ -29,8 +29,8 @@ def main() -> None:
                 default=True,
                 url_path="training",
             ),
-            st.Page("pages/ring.py", title="Ring inspector", icon=":material/sync_lock:", url_path="ring"),
-            st.Page("pages/privacy.py", title="Privacy", icon=":material/shield_lock:", url_path="privacy"),
+            st.Page(common.RING_PAGE, title="Ring inspector", icon=":material/sync_lock:", url_path="ring"),
+            st.Page(common.PRIVACY_PAGE, title="Privacy", icon=":material/shield_lock:", url_path="privacy"),
         ]
     )
     common.sidebar()

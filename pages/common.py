@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -39,6 +40,12 @@ from fedviz.protocol import Server
 from fedviz.summary import RunRecord
 from fedviz.training import preflight, run
 from fedviz.transcript import Transcript
+
+PAGES = Path(__file__).resolve().parent
+TRAINING_PAGE, RING_PAGE, PRIVACY_PAGE = (
+    str(PAGES / f"{name}.py") for name in ("training", "ring", "privacy")
+)
+"""Absolute page paths, so the app also runs from an entry script elsewhere (tests)."""
 
 PACES = {"full speed": 0.0, "watchable": 0.02, "slow": 0.15}
 """Presentation pauses after each training round (seconds): the UI's, never the engine's;
@@ -132,7 +139,7 @@ def sidebar() -> Config | None:
     keep("hospitals")
     if hospitals == 2:
         sb.warning(WARN_TWO_HOSPITALS, icon=":material/warning:")
-        sb.page_link("pages/privacy.py", label="Why at least 3 hospitals?", icon=":material/shield_lock:")
+        sb.page_link(PRIVACY_PAGE, label="Why at least 3 hospitals?", icon=":material/shield_lock:")
 
     lr_text = sb.text_input(
         "Learning rate", key=widget("learning_rate"), help="Gradient-descent step size η, e.g. 0.01 or 1e-3."

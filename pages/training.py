@@ -57,7 +57,9 @@ if config is None:
 elif config.hospitals == 2:
     note_col.warning("2 hospitals: each can compute the other's gradient exactly.", icon=":material/warning:")
 
-common.interrupted_notice()
+notices = st.container()
+with notices:
+    common.interrupted_notice()
 status = st.empty()
 left, right = st.columns(2)
 local_slot, federated_slot = left.empty(), right.empty()
@@ -119,6 +121,8 @@ class LiveView:
 if start and config is not None:
     common.execute(config, LiveView(pause))
     status.empty()
+    with notices:
+        common.interrupted_notice()
 
 state = common.last_run()
 if state is None:

@@ -123,7 +123,7 @@ def test_training_runs_live_and_shows_the_seed_table(page: Page) -> None:
     page.screenshot(path=str(ARTIFACTS / "1-training-empty.png"), full_page=True)
 
     page.evaluate(SAMPLER)
-    page.get_by_role("button", name="Run").click()
+    page.get_by_role("button", name="Run", exact=True).click()
     page.locator("[data-testid='stApp'][data-test-script-state='running']").wait_for(state="attached")
     idle(page)
     expect(page.get_by_text("Results", exact=True)).to_be_visible()
@@ -144,6 +144,22 @@ def test_training_runs_live_and_shows_the_seed_table(page: Page) -> None:
     expect(grid).to_be_visible()
     no_exception(page)
     page.screenshot(path=str(ARTIFACTS / "2-training-results.png"), full_page=True)
+
+
+def test_stop_interrupts_a_run_and_keeps_the_previous_results(page: Page) -> None:
+    page.get_by_test_id("stButtonGroup").get_by_text("slow").click()
+    idle(page)
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(page.get_by_test_id("stProgress")).to_contain_text("Federated training (round", timeout=30_000)
+    page.get_by_role("button", name="Stop", exact=True).click()
+    idle(page)
+    expect(page.get_by_text("The run was stopped during federated training")).to_be_visible()
+    expect(page.get_by_text("The previous results are kept.", exact=False)).to_be_visible()
+    expect(page.get_by_test_id("stMetricValue").first).to_have_text("3598.62")
+    no_exception(page)
+    page.screenshot(path=str(ARTIFACTS / "2b-training-stopped.png"), full_page=True)
+    page.get_by_test_id("stButtonGroup").get_by_text("watchable").click()
+    idle(page)
 
 
 def test_ring_page_shows_the_ciphertexts(page: Page) -> None:
@@ -173,5 +189,5 @@ def test_privacy_page_explains_with_the_runs_numbers(page: Page) -> None:
 def test_results_survive_page_switches(page: Page) -> None:
     page.get_by_test_id("stSidebarNav").get_by_text("Training").click()
     idle(page)
-    assert "3598.62" in page.get_by_test_id("stMetricValue").all_inner_texts()
+    expect(page.get_by_test_id("stMetricValue").first).to_have_text("3598.62")
     no_exception(page)

@@ -1,0 +1,163 @@
+"""The dashboard through Streamlit's AppTest: controls, validation, a run, state across pages."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from fedviz.training import preflight
+
+APP = "../app.py"
+TIMEOUT = 120
+
+
+@pytest.fixture(autouse=True)
+def v2_navigation_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Work around a Streamlit 1.67 AppTest bug: with a folder named `pages/` beside the entry
+    script, AppTest re-runs the page file alone on the second run (the legacy pages-directory
+    mode), so the entry script's sidebar disappears. The real server does not do this (the
+    browser test checks it); here we tell PagesManager the app uses st.navigation only."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+@pytest.fixture
+def app() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def sidebar_text(at: AppTest, name: str):
+    return next(w for w in at.sidebar.text_input if w.label == name)
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def run_button(at: AppTest):
+    return next(b for b in at.button if b.label == "Run")
+
+
+def fast_run(at: AppTest) -> AppTest:
+    at.session_state["w_pace"] = "full speed"
+    run_button(at).click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_defaults_are_the_posts_and_valid(app: AppTest) -> None:
+    assert app.sidebar.selectbox[0].value == 2048
+    assert app.sidebar.number_input[0].value == 3
+    assert sidebar_text(app, "Learning rate").value == "0.01"
+    assert not app.error and not run_button(app).disabled
+    assert "Press **Run**" in texts(app.info)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("abc", "Learning rate: 'abc' is not allowed — use a number."),
+        ("-0.1", "Learning rate: -0.1 is not allowed — use a finite number greater than 0."),
+        ("0.5", "With these settings training would diverge: training diverged in federated round 1"),
+    ],
+)
+def test_a_bad_learning_rate_is_refused_next_to_it(app: AppTest, text: str, message: str) -> None:
+    sidebar_text(app, "Learning rate").set_value(text).run()
+    errors = [e.value for e in app.sidebar.error]
+    assert len(errors) == 1 and errors[0].startswith(message)
+    assert run_button(app).disabled
+    assert "Fix the settings" in texts(app.error)
+
+
+def test_weak_choices_warn_in_the_sidebar(app: AppTest) -> None:
+    app.sidebar.number_input[0].set_value(2).run()
+    app.sidebar.selectbox[0].set_value(1024).run()
+    warnings = texts(app.sidebar.warning)
+    assert "2 hospitals are not private" in warnings and "80-bit security" in warnings
+    assert not run_button(app).disabled
+
+
+def test_a_run_fills_the_table_with_the_seed_numbers_and_survives_page_switches(app: AppTest) -> None:
+    fast_run(app)
+    table = app.dataframe[0].value
+    assert [round(v, 2) for v in table["Local MSE"]] == [3933.78, 4176.48, 3795.95]
+    assert [round(v, 2) for v in table["Federated MSE"]] == pytest.approx(
+        [3695.77, 3855.13, 3598.62], abs=0.011
+    )
+    metrics = [m.value for m in app.metric]
+    assert metrics[:3] == ["3598.62", "3946.78", "4181.20"]
+    charts = app.get("plotly_chart")
+    assert len(charts) >= 2
+
+    app.switch_page("pages/ring.py").run()
+    assert not app.exception
+    assert "Round 1, hop 1: Hospital 1 → Hospital 2" in texts(app.subheader)
+    ciphertext = app.code[0].value
+    assert ciphertext.isdigit() and len(ciphertext) > 1000
+    assert [m.value for m in app.metric][:3] == ["Enc(g1)", "1", "512"]
+    assert app.sidebar.number_input[0].value == 3  # controls kept across pages
+
+    app.switch_page("pages/privacy.py").run()
+    assert not app.exception
+    assert "recovers only the **sum** of the other 2 gradients" in texts(app.success)
+
+    app.switch_page("pages/training.py").run()
+    assert [round(v, 2) for v in app.dataframe[0].value["Local MSE"]] == [3933.78, 4176.48, 3795.95]
+
+
+def test_changing_a_control_marks_results_stale_without_erasing_them(app: AppTest) -> None:
+    fast_run(app)
+    app.sidebar.number_input[0].set_value(4).run()
+    assert "Settings changed since this run" in texts(app.info)
+    assert len(app.dataframe[0].value) == 3  # still the 3-hospital results
+
+
+def test_a_failed_run_says_why_and_keeps_the_previous_results(app: AppTest, monkeypatch) -> None:
+    fast_run(app)
+    import pages.common
+
+    monkeypatch.setattr(pages.common, "preflight", lambda config: None)  # let a diverging run start
+    sidebar_text(app, "Learning rate").set_value("5").run()
+    run_button(app).click().run()
+    assert not app.exception
+    assert "The run stopped: training diverged in federated round 1" in texts(app.error)
+    assert "previous results are kept" in texts(app.error)
+    assert [round(v, 2) for v in app.dataframe[0].value["Local MSE"]] == [3933.78, 4176.48, 3795.95]
+
+
+def test_ring_and_privacy_pages_offer_a_run_before_any(app: AppTest) -> None:
+    app.switch_page("pages/ring.py").run()
+    assert "No run yet in this session" in texts(app.info)
+    offer = next(b for b in app.button if b.label.startswith("Run now"))
+    offer.click().run()
+    assert not app.exception
+    assert app.code[0].value.isdigit()
+
+
+def test_the_two_hospital_case_is_exact(app: AppTest) -> None:
+    fast_run(app)
+    app.switch_page("pages/privacy.py").run()
+    next(b for b in app.button if b.label.startswith("Run the 2-hospital case")).click().run()
+    assert not app.exception
+    exposed = texts(app.error)
+    assert "Exposed: Hospital 2's gradient comes back exactly" in exposed
+    diff = app.dataframe[1].value["difference"].abs().max()
+    assert 0 <= diff < 1e-9
+
+
+def test_preflight_agrees_with_the_engine() -> None:
+    from fedviz.config import Config
+
+    assert preflight(Config(key_length=1024)) is None
+    problem = preflight(Config(learning_rate=0.05))
+    assert problem is not None and problem.phase == "federated" and problem.round == 1
