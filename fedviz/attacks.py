@@ -11,8 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from phe.paillier import EncryptedNumber
 
-from fedviz.events import Event, FederatedRound, HospitalGradients, RunStarted
+from fedviz.encoding import Codec
+from fedviz.events import Event, FederatedRound, HospitalGradients, RingHop, RunStarted
+from fedviz.protocol import RingMessage, Server
 
 
 @dataclass
@@ -98,3 +101,176 @@ def difference_errors(obs: Observations, attacker: int = 0) -> np.ndarray:
     for g, avg in zip(obs.gradients, obs.averages, strict=True):
         out.append(difference_attack(g[attacker], avg, obs.hospitals, g, attacker).error)
     return np.array(out)
+
+
+# --------------------------------------------------------------------------- coalitions
+
+
+def known_prefixes(members: frozenset[int], with_server: bool, hospitals: int) -> frozenset[int]:
+    """Indices j of the prefix sums P_j = g_1 + ... + g_j a coalition knows in the clear.
+
+    Everyone knows P_0 = 0 and P_n = n * average (the broadcast). With the server, the
+    coalition decrypts what its members received: member j >= 2 received Enc(P_{j-1}).
+    A member k's own gradient links P_{k-1} and P_k, so knowing one gives the other.
+    Hospitals are numbered 1..n in ring order.
+    """
+    known = {0, hospitals}
+    if with_server:
+        known |= {j - 1 for j in members if j >= 2}
+    changed = True
+    while changed:
+        changed = False
+        for k in members:
+            if (k - 1 in known) != (k in known):
+                known |= {k - 1, k}
+                changed = True
+    return frozenset(known)
+
+
+def exposed_hospitals(members: frozenset[int], with_server: bool, hospitals: int) -> frozenset[int]:
+    """The hospitals outside the coalition whose gradient it recovers exactly: k is exposed
+    when both P_{k-1} and P_k are known (then g_k = P_k - P_{k-1})."""
+    known = known_prefixes(members, with_server, hospitals)
+    return frozenset(k for k in range(1, hospitals + 1) if k not in members and k - 1 in known and k in known)
+
+
+def coalition_recovery(
+    members: frozenset[int],
+    prefixes: dict[int, np.ndarray],
+    own: dict[int, np.ndarray],
+    average: np.ndarray,
+    hospitals: int,
+) -> dict[int, np.ndarray]:
+    """What the coalition computes, from what it holds: `prefixes` {j: P_j} it decrypted (with
+    the server; empty without), its members' `own` gradients, and the broadcast `average`.
+    Returns {k: recovered g_k} for every exposed hospital."""
+    values: dict[int, np.ndarray] = {0: np.zeros_like(average), hospitals: hospitals * np.asarray(average)}
+    values.update(prefixes)
+    changed = True
+    while changed:
+        changed = False
+        for k in members:
+            if k - 1 in values and k not in values:
+                values[k] = values[k - 1] + own[k]
+                changed = True
+            elif k in values and k - 1 not in values:
+                values[k - 1] = values[k] - own[k]
+                changed = True
+    return {
+        k: values[k] - values[k - 1]
+        for k in range(1, hospitals + 1)
+        if k not in members and k - 1 in values and k in values
+    }
+
+
+# --------------------------------------------------------------------------- the aggregate
+
+
+@dataclass(frozen=True)
+class AffineFit:
+    """G_t = c - A u_t fitted to the broadcasts; u_t = eta * (sum of earlier averages)."""
+
+    A: np.ndarray
+    c: np.ndarray
+    rank: int
+    """Numerical rank of the design [u_t, 1] (full rank is 12 for 11 features)."""
+    singular_values: np.ndarray
+
+
+def cumulative_updates(averages: list[np.ndarray], learning_rate: float) -> np.ndarray:
+    """u_t for t = 1..T: how far every hospital's weights have moved before round t.
+    Every hospital takes the same broadcast step, so u_t is common knowledge."""
+    steps = learning_rate * np.asarray(averages)
+    return np.vstack([np.zeros(steps.shape[1]), np.cumsum(steps, axis=0)[:-1]])
+
+
+def fit_aggregate(updates: np.ndarray, averages: np.ndarray, rcond: float = 1e-10) -> AffineFit:
+    """Least-squares fit of G_t = c - A u_t: anyone who saw the broadcasts can do this.
+    Rank-deficient designs give the minimum-norm solution (lstsq)."""
+    design = np.hstack([updates, np.ones((updates.shape[0], 1))])
+    solution, _, rank, sv = np.linalg.lstsq(design, averages, rcond=rcond)
+    A = -solution[:-1].T
+    return AffineFit(A=A, c=solution[-1], rank=int(rank), singular_values=sv)
+
+
+def relative_error(estimate: np.ndarray, truth: np.ndarray) -> float:
+    """Frobenius-norm error relative to the truth."""
+    return float(np.linalg.norm(estimate - truth) / np.linalg.norm(truth))
+
+
+def aggregate_curve(
+    averages: list[np.ndarray], learning_rate: float, truth_A: np.ndarray, start: int = 2
+) -> list[tuple[int, int, float]]:
+    """(rounds seen, numerical rank, relative error of A) as broadcasts accumulate."""
+    updates = cumulative_updates(averages, learning_rate)
+    G = np.asarray(averages)
+    out = []
+    for t in range(start, len(averages) + 1):
+        fit = fit_aggregate(updates[:t], G[:t])
+        out.append((t, fit.rank, relative_error(fit.A, truth_A)))
+    return out
+
+
+# --------------------------------------------------------------------------- one patient
+
+
+@dataclass(frozen=True)
+class PatientRecovery:
+    record: np.ndarray
+    """Recovered features, intercept included (x_last == 1)."""
+    target: float
+    """Recovered y (needs the model weights, which the ring's broadcasts make public)."""
+
+
+def single_patient_gradient(x: np.ndarray, y: float, weights: np.ndarray) -> np.ndarray:
+    """The gradient a hospital holding one patient sends: (w.x - y) x."""
+    return (float(np.dot(weights, x)) - y) * np.asarray(x)
+
+
+def recover_single_patient(gradient: np.ndarray, weights: np.ndarray) -> PatientRecovery:
+    """Invert (w.x - y) x: the intercept entry x_last = 1 gives the scale s = w.x - y, so
+    x = g / s and y = w.x - s. Fails only when the prediction is exact (s == 0)."""
+    scale = float(gradient[-1])
+    if scale == 0.0:
+        raise ValueError("the model predicts this patient exactly; the gradient is zero")
+    record = np.asarray(gradient) / scale
+    return PatientRecovery(record, float(np.dot(weights, record)) - scale)
+
+
+# --------------------------------------------------------------------------- phe's exponent
+
+
+def phe_default_exponents(values: np.ndarray, n: int) -> list[int]:
+    """The exponent phe's default `EncodedNumber.encode` picks for each value: it travels in
+    the clear beside the ciphertext and grows with the value's magnitude."""
+    from phe.encoding import EncodedNumber
+    from phe.paillier import PaillierPublicKey
+
+    public = PaillierPublicKey(n)
+    return [EncodedNumber.encode(public, float(v)).exponent for v in values]
+
+
+def true_aggregate_matrix(hospital_X: list[np.ndarray] | tuple[np.ndarray, ...], mode: str) -> np.ndarray:
+    """The A of G_t = c - A u_t on the simulation's data: the hospitals' average of X_k^T X_k
+    (each divided by its row count in `mean` mode). Ground truth for scoring the fit."""
+    parts = [X.T @ X / (len(X) if mode == "mean" else 1) for X in hospital_X]
+    return np.asarray(sum(parts)) / len(parts)
+
+
+def others_gram(fit_A: np.ndarray, own_X: np.ndarray, hospitals: int, mode: str) -> np.ndarray:
+    """What hospital k infers about everyone else's pooled X^T X: n*A minus its own part."""
+    own = own_X.T @ own_X / (len(own_X) if mode == "mean" else 1)
+    return np.asarray(hospitals * fit_A - own)
+
+
+def decrypt_hop(server: Server, hop: RingHop, codec: Codec) -> np.ndarray:
+    """What the key holder reads from a ring message a colluding hospital hands it:
+    the prefix sum g_1 + ... + g_k of the hop's sender k. (Only for showing collusion.)"""
+    public = server.public.public_key
+    message = RingMessage(
+        hop.sender,
+        hop.receiver,
+        tuple(EncryptedNumber(public, c.value, c.exponent) for c in hop.ciphertexts),
+        hop.contributions,
+    )
+    return codec.decode_sum(server.open(message), hop.contributions)

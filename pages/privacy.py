@@ -9,7 +9,7 @@ import streamlit as st
 from fedviz.attacks import alternative_split, difference_attack
 from fedviz.config import Config
 from fedviz.data import FEATURES
-from pages import common
+from pages import common, lab
 
 st.title("Privacy: what the ring protects, and what it does not")
 st.markdown(
@@ -91,6 +91,7 @@ def explain_difference(state: common.RunState, label: str, key: str) -> None:
             f"{same:.1e}), so it cannot tell which hospital contributed what — as long as no one colludes.",
             icon=":material/lock:",
         )
+    lab.difference_errors(state, f"{key}-errors")
 
 
 config = state.config
@@ -110,11 +111,12 @@ if config.hospitals >= 3:
         explain_difference(demo, "2 hospitals, same settings", "two")
 
 st.divider()
-st.subheader("Deeper threats")
-st.markdown(
-    "Three or more hospitals stop a single curious hospital. They do not stop **coalitions** "
-    "(n − 1 hospitals recover the last; the server with hospital k+1 decrypts what hospital k "
-    "sent), nor what the **aggregate itself** reveals about a linear model's data, nor "
-    "**membership** questions. Each needs its own remedy (no collusion, masked ring start, "
-    "threshold decryption, differential privacy)."
-)
+lab.coalitions(state)
+st.divider()
+lab.aggregate(state)
+st.divider()
+lab.one_patient(state)
+st.divider()
+lab.exponents(state)
+st.divider()
+lab.summary()

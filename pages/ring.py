@@ -10,6 +10,7 @@ from fedviz.data import FEATURES
 from fedviz.encoding import FRACTION_BITS, PackedCodec, make_codec
 from fedviz.events import RingHop
 from pages import common
+from pages.diagrams import prefix, ring_dot
 
 FLOAT64_BYTES = 8
 
@@ -50,49 +51,9 @@ hop_no = pick_hop.selectbox("Hop", list(hop_labels), format_func=hop_labels.__ge
 hop: RingHop = hops[hop_no - 1]
 
 
-def prefix(k: int) -> str:
-    """g1 + ... + gk, written out while short."""
-    return " + ".join(f"g{i}" for i in range(1, k + 1)) if k <= 4 else f"g1 + … + g{k}"
-
-
-def ring_dot(hospitals: int, selected: int) -> str:
-    """The ring as DOT: hospitals in order, then the server; the selected hop highlighted.
-    Long rings are shortened around the selected hop."""
-    shown = sorted(
-        {1, 2, hospitals - 1, hospitals, selected - 1, selected, selected + 1} & set(range(1, hospitals + 1))
-    )
-    lines = [
-        "digraph ring {",
-        'rankdir=LR; bgcolor="transparent";',
-        'node [shape=box, style="rounded,filled", fillcolor="#f1f5f9", color="#94a3b8", fontname="sans-serif"];',
-        'edge [color="#94a3b8", fontname="sans-serif", fontsize=10];',
-        'S [label="Server\\n(private key)", fillcolor="#fee2e2", color="#dc2626"];',
-    ]
-    previous: int | None = None
-    for k in shown:
-        lines.append(f'H{k} [label="Hospital {k}"];')
-        if previous is not None:
-            if k != previous + 1:
-                lines.append(f'gap{k} [label="…", shape=plaintext, style=""];')
-                lines.append(f"H{previous} -> gap{k} -> H{k};")
-            else:
-                style = 'color="#2563eb", penwidth=3, fontcolor="#2563eb"' if previous == selected else ""
-                lines.append(f'H{previous} -> H{k} [label="Enc({prefix(previous)})" {style}];')
-        previous = k
-    style = 'color="#2563eb", penwidth=3, fontcolor="#2563eb"' if selected == hospitals else ""
-    lines.append(f'H{hospitals} -> S [label="Enc(sum)" {style}];')
-    lines.append('S -> H1 [label="average, in the clear", style=dashed, constraint=false];')
-    lines.append("}")
-    return "\n".join(lines)
-
-
 st.graphviz_chart(ring_dot(n_hosp, hop_no), width="stretch")
 
-terms = (
-    " + ".join(f"g{k}" for k in range(1, hop.contributions + 1))
-    if hop.contributions <= 6
-    else (f"g1 + … + g{hop.contributions}")
-)
+terms = prefix(hop.contributions)
 per_ct = hop.nbytes // len(hop.ciphertexts)
 st.subheader(f"Round {round_}, hop {hop.hop}: {hop.sender} → {hop.receiver}")
 m1, m2, m3, m4 = st.columns(4)

@@ -161,3 +161,32 @@ def test_preflight_agrees_with_the_engine() -> None:
     assert preflight(Config(key_length=1024)) is None
     problem = preflight(Config(learning_rate=0.05))
     assert problem is not None and problem.phase == "federated" and problem.round == 1
+
+
+def test_privacy_lab_sections_use_the_runs_numbers(app: AppTest) -> None:
+    fast_run(app)
+    app.switch_page("pages/privacy.py").run()
+    assert not app.exception
+    heads = texts(app.subheader)
+    for title in ("Coalitions", "Leakage from the aggregate", "one patient", "phe's exponent", "Summary"):
+        assert title in heads
+    assert "Exposed in every round: **Hospital 1, Hospital 3**" in texts(app.error)
+    coalition = next(d for d in app.dataframe if "recovered by the coalition" in d.value.columns)
+    assert coalition.value["difference"].abs().max() < 1e-9
+    metrics = {m.label: m.value for m in app.metric}
+    rank = int(metrics["Rank after all rounds"].split()[0])
+    assert 4 <= rank < 12
+    assert float(metrics["Error of A"].rstrip(" %")) < 5
+    patient = next(d for d in app.dataframe if "recovered from the gradient" in d.value.columns)
+    assert patient.value["difference"].abs().max() < 1e-9
+
+    app.session_state["lab-coalition"] = ["Hospital 1"]
+    app.number_input(key="lab-patient").set_value(7)
+    app.run()
+    assert not app.exception
+    assert "This coalition recovers no other hospital's gradient" in texts(app.success)
+    patient = next(d for d in app.dataframe if "recovered from the gradient" in d.value.columns)
+    from fedviz.data import split
+
+    assert patient.value["true record"].iloc[0] == split(3, 42).hospital_X[0][7][0]
+    assert patient.value["difference"].abs().max() < 1e-9

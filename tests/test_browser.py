@@ -186,6 +186,33 @@ def test_privacy_page_explains_with_the_runs_numbers(page: Page) -> None:
     page.screenshot(path=str(ARTIFACTS / "4-privacy.png"), full_page=True)
 
 
+def nudge(page: Page, label: str) -> None:
+    """Move a slider one step right with the keyboard, as a user would."""
+    slider = page.get_by_test_id("stSlider").filter(has_text=label).first.get_by_role("slider").first
+    slider.focus()
+    slider.press("ArrowRight")
+    idle(page)
+
+
+def test_privacy_lab_controls_work_in_the_browser(page: Page) -> None:
+    expect(page.get_by_text("Exposed in every round: Hospital 1, Hospital 3")).to_be_visible()
+    nudge(page, "Federated round")  # difference attack
+    page.get_by_test_id("stButtonGroup").get_by_text("Hospital 3", exact=True).click()  # coalition
+    idle(page)
+    expect(page.get_by_text("Exposed in every round: Hospital 1.", exact=False)).to_be_visible()
+    nudge(page, "Start the fit after round")  # aggregate leakage
+    patient = page.get_by_test_id("stNumberInput").filter(has_text="Patient of Hospital 1").locator("input")
+    patient.fill("5")
+    patient.press("Enter")  # one patient
+    idle(page)
+    expect(patient).to_have_value("5")
+    nudge(page, "Gradients of round")  # phe's exponent
+    expect(page.get_by_text("phe's default used", exact=False)).to_be_visible()
+    no_exception(page)
+    page.get_by_text("Summary", exact=True).scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "5-privacy-lab.png"))
+
+
 def test_results_survive_page_switches(page: Page) -> None:
     page.get_by_test_id("stSidebarNav").get_by_text("Training").click()
     idle(page)

@@ -1,0 +1,339 @@
+"""The privacy lab's sections: what curious parties and coalitions learn from a run.
+Drawing only; every inference is computed by `fedviz.attacks`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from fedviz import attacks
+from fedviz.charts import REFERENCE, colour
+from fedviz.data import FEATURES, split
+from fedviz.encoding import PHE_EXPONENT, make_codec
+from pages.common import RunState
+from pages.diagrams import ring_dot
+
+SERVER = "Server"
+
+
+def _table(frame: pd.DataFrame, key: str, fmt: str = "%.6g") -> None:
+    st.dataframe(
+        frame,
+        hide_index=True,
+        width="stretch",
+        key=key,
+        height=36 * (len(frame) + 1) + 3,
+        column_config={c: st.column_config.NumberColumn(format=fmt) for c in frame.columns[1:]},
+    )
+
+
+def coalitions(state: RunState) -> None:
+    st.subheader("Coalitions: who can recover whom")
+    n = state.config.hospitals
+    obs, transcript = state.observations, state.transcript
+    parties = [SERVER] + [f"Hospital {k}" for k in range(1, n + 1)]
+    chosen = st.pills(
+        "Coalition",
+        parties,
+        selection_mode="multi",
+        default=[SERVER, "Hospital 2"],
+        key="lab-coalition",
+        help="Pick the parties that share what they saw.",
+    )
+    members = frozenset(int(p.split()[1]) for p in chosen or [] if p != SERVER)
+    with_server = SERVER in (chosen or [])
+    exposed = attacks.exposed_hospitals(members, with_server, n)
+    st.graphviz_chart(
+        ring_dot(n, coalition=members, exposed=exposed, server_in_coalition=with_server), width="stretch"
+    )
+    rounds = sorted(set(transcript.rounds) | {transcript.last_round})
+    r = st.select_slider("Round", rounds, key="lab-coalition-round")
+    if not exposed:
+        st.success(
+            "This coalition recovers no other hospital's gradient: what it holds is consistent with "
+            "many different splits among the others.",
+            icon=":material/lock:",
+        )
+        return
+    truth = obs.gradients[r - 1]
+    prefixes: dict[int, np.ndarray] = {}
+    hops = transcript.hops(r)
+    if with_server and hops is not None and state.server is not None and transcript.n is not None:
+        codec = make_codec(state.config.encoding, transcript.n, len(FEATURES), n)
+        for j in members:
+            if j >= 2:  # the server decrypts the message hospital j received, with this run's key
+                prefixes[j - 1] = attacks.decrypt_hop(state.server, hops[j - 2], codec)
+    own = {k: truth[k - 1] for k in members}
+    recovered = attacks.coalition_recovery(members, prefixes, own, obs.averages[r - 1], n)
+    names = ", ".join(f"Hospital {k}" for k in sorted(exposed))
+    st.error(
+        f"Exposed in every round: **{names}**. Recovered exactly from what the coalition holds"
+        + (
+            " (the server really decrypts, with this run's private key, the messages its members received)"
+            if prefixes
+            else ""
+        )
+        + ".",
+        icon=":material/lock_open:",
+    )
+    k = min(recovered)
+    frame = pd.DataFrame(
+        {
+            "feature": FEATURES,
+            f"Hospital {k}'s true gradient": truth[k - 1],
+            "recovered by the coalition": recovered[k],
+            "difference": recovered[k] - truth[k - 1],
+        }
+    )
+    _table(frame, "lab-coalition-table", "%.10g")
+    worst = max(float(np.max(np.abs(recovered[j] - truth[j - 1]))) for j in recovered)
+    st.caption(
+        f"Round {r}: largest error over all exposed hospitals {worst:.1e} (fixed-point and float rounding)."
+    )
+
+
+def aggregate(state: RunState) -> None:
+    st.subheader("Leakage from the aggregate")
+    config, obs = state.config, state.observations
+    st.markdown(
+        "For a linear model the broadcast average is an affine function of how far the weights have moved: "
+        "**Gₜ = c − A·uₜ**, with uₜ = η·(sum of earlier averages) the same for every hospital and A the "
+        "hospitals' average of XᵀX. Anyone who saw the broadcasts can fit A by least squares. In exact "
+        "arithmetic 12 rounds in general position suffice; a real descent moves in few directions, so the "
+        "design is nearly degenerate."
+    )
+    data = split(config.hospitals, config.seed)
+    truth = attacks.true_aggregate_matrix(data.hospital_X, config.gradient)
+    start = st.slider(
+        "Start the fit after round",
+        2,
+        max(2, obs.rounds),
+        min(12, obs.rounds),
+        key="lab-agg-from",
+        help="The curve shows the fit with the first t broadcasts, for t from here to the end.",
+    )
+    curve = attacks.aggregate_curve(obs.averages, config.learning_rate, truth, start=start)
+    if not curve:
+        st.info("Not enough rounds in this run to fit.")
+        return
+    ts = [t for t, _, _ in curve]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=ts, y=[100 * e for _, _, e in curve], name="relative error of A (%)", line={"color": colour(0)}
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=ts,
+            y=[rk for _, rk, _ in curve],
+            name="numerical rank (of 12)",
+            yaxis="y2",
+            line={"color": colour(1), "dash": "dot"},
+        )
+    )
+    fig.update_layout(
+        height=320,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        xaxis={"title": "broadcasts seen"},
+        yaxis={"title": "error of A (%)", "type": "log"},
+        yaxis2={"title": "rank", "overlaying": "y", "side": "right", "range": [0, 12.5]},
+        legend={"orientation": "h", "y": -0.3},
+    )
+    st.plotly_chart(fig, key="lab-agg-chart")
+    t, rank, error = curve[-1]
+    fit = attacks.fit_aggregate(
+        attacks.cumulative_updates(obs.averages, config.learning_rate), np.asarray(obs.averages)
+    )
+    others = attacks.others_gram(fit.A, data.hospital_X[0], config.hospitals, config.gradient)
+    own = (
+        data.hospital_X[0].T
+        @ data.hospital_X[0]
+        / (len(data.hospital_X[0]) if config.gradient == "mean" else 1)
+    )
+    true_others = config.hospitals * truth - own
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Rank after all rounds", f"{rank} of 12")
+    c2.metric("Error of A", f"{100 * error:.2f} %")
+    c3.metric(
+        "Hospital 1's estimate of the others' XᵀX",
+        f"{100 * attacks.relative_error(others, true_others):.2f} %",
+        help="n·A minus its own XᵀX: the others' pooled second moments (feature correlations).",
+    )
+    frame = pd.DataFrame(
+        {
+            "feature": FEATURES,
+            "others' XᵀX diagonal (true)": np.diag(true_others),
+            "inferred by Hospital 1": np.diag(others),
+        }
+    )
+    with st.expander("The others' pooled statistics, as Hospital 1 infers them"):
+        _table(frame, "lab-agg-table", "%.4f")
+    st.caption(
+        f"{t} broadcasts: an honest fit is good where the trajectory moved and blind elsewhere; "
+        "more rounds or varied learning rates close the gap. With a cold start c reveals Xᵀy too."
+    )
+
+
+def one_patient(state: RunState) -> None:
+    st.subheader("A hospital with one patient: gradients are data")
+    st.markdown(
+        "A what-if on one record (real runs keep at least 5 patients per hospital): a hospital holding a "
+        "single patient sends (w·x − y)·x — the record times one number. The intercept entry of x is 1, so "
+        "that entry **is** the number: divide, and the record is back."
+    )
+    config, obs = state.config, state.observations
+    data = split(config.hospitals, config.seed)
+    block = data.hospital_X[0]
+    i = st.number_input("Patient of Hospital 1", 0, len(block) - 1, 0, key="lab-patient")
+    u = attacks.cumulative_updates(obs.averages, config.learning_rate)
+    weights = -u[-1] if len(u) else np.zeros(len(FEATURES))
+    x, y = block[int(i)], float(data.hospital_y[0][int(i)])
+    gradient = attacks.single_patient_gradient(x, y, weights)
+    got = attacks.recover_single_patient(gradient, weights)
+    frame = pd.DataFrame(
+        {
+            "feature": [*FEATURES, "target y"],
+            "true record": [*x, y],
+            "recovered from the gradient": [*got.record, got.target],
+            "difference": [*(got.record - x), got.target - y],
+        }
+    )
+    _table(frame, "lab-patient-table", "%.10g")
+    st.error(
+        "Recovered exactly (differences at float rounding). The ring hides this gradient only while no "
+        "coalition can isolate that hospital's contribution — see the coalitions above.",
+        icon=":material/lock_open:",
+    )
+    st.caption(
+        "Weights used: the public cumulative update of this run (everyone can compute it from the "
+        "broadcasts); y needs the weights, x does not."
+    )
+
+
+def exponents(state: RunState) -> None:
+    st.subheader("phe's exponent, in the clear")
+    obs, n = state.observations, state.transcript.n
+    st.markdown(
+        "phe sends each ciphertext with an exponent in the clear. Its default encoding picks the exponent from "
+        f"the value, so the exponent tracks the magnitude. fedviz encodes every value on one grid (exponent "
+        f"{PHE_EXPONENT}), so the exponent is the same for all. Packed ciphertexts carry no per-value exponent "
+        "at all (exponent 0 for the whole integer)."
+    )
+    if n is None or not obs.gradients:
+        return
+    r = st.slider("Gradients of round", 1, obs.rounds, 1, key="lab-exp-round")
+    values = obs.gradients[r - 1].ravel()
+    default = attacks.phe_default_exponents(values, n)
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=np.abs(values),
+            y=default,
+            mode="markers",
+            name="phe default exponent",
+            marker={"color": colour(1), "size": 8},
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=np.abs(values),
+            y=[PHE_EXPONENT] * len(values),
+            mode="markers",
+            name=f"fedviz per-value (always {PHE_EXPONENT})",
+            marker={"color": REFERENCE},
+        )
+    )
+    fig.update_layout(
+        height=320,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        xaxis={"title": "|gradient value|", "type": "log"},
+        yaxis={"title": "exponent sent in clear"},
+        legend={"orientation": "h", "y": -0.3},
+    )
+    st.plotly_chart(fig, key="lab-exp-chart")
+    st.caption(
+        f"Round {r}: phe's default used {len(set(default))} different exponents for {len(values)} values."
+    )
+
+
+SUMMARY = pd.DataFrame(
+    [
+        (
+            "A curious hospital (n = 2)",
+            "nothing: it recovers the other's gradient exactly",
+            "—",
+            "at least 3 hospitals",
+        ),
+        (
+            "A curious hospital (n ≥ 3)",
+            "each other hospital's gradient",
+            "the sum of the others",
+            "keep n ≥ 3; no collusion",
+        ),
+        (
+            "An eavesdropper on the ring",
+            "every value (semantic security under DCR)",
+            "sizes, timing, ring order",
+            "TLS on top; fixed-size messages",
+        ),
+        (
+            "Server + hospital k+1",
+            "—",
+            "the prefix g₁+…+gₖ (g₁ itself for k = 1)",
+            "no collusion; masked ring start; shuffled ring; threshold decryption",
+        ),
+        ("n − 1 hospitals", "—", "the last hospital's gradient", "no collusion; more hospitals"),
+        (
+            "Anyone seeing the broadcasts",
+            "individual gradients",
+            "the pooled XᵀX (and Xᵀy) of a linear model",
+            "differential privacy on the aggregate; secure aggregation of updates only",
+        ),
+        ("Membership questions", "—", "whether a patient was used", "differential privacy"),
+        (
+            "phe's default exponent",
+            "fedviz: one agreed exponent",
+            "the magnitude of each value (phe default)",
+            "fixed exponent (decrease_exponent_to) or packing",
+        ),
+    ],
+    columns=["threat", "what the protocol protects", "what it does not", "remedy"],
+)
+
+
+def summary() -> None:
+    st.subheader("Summary")
+    st.dataframe(SUMMARY, hide_index=True, width="stretch", key="lab-summary")
+    st.caption(
+        "Sources: python-paillier, docs/caveats.rst (exponent and information leakage); the n1analytics post "
+        "“Distributed machine learning and partially homomorphic encryption”; Zhu, Liu and Han, "
+        "“Deep Leakage from Gradients” (NeurIPS 2019); Damgård, Jurik and Nielsen (2010) for the short-exponent "
+        "randomness."
+    )
+
+
+def difference_errors(state: RunState, key: str) -> None:
+    """Per round: how far Hospital 1's difference attack lands from the others' true sum."""
+    errors = attacks.difference_errors(state.observations)
+    n = state.config.hospitals
+    target = "Hospital 2's gradient" if n == 2 else f"the sum of the other {n - 1}"
+    fig = go.Figure(
+        go.Scatter(
+            x=list(range(1, len(errors) + 1)),
+            y=np.maximum(errors, 1e-18),
+            mode="lines+markers",
+            line={"color": colour(3)},
+            name="error",
+        )
+    )
+    fig.update_layout(
+        height=260,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        title={"text": f"Hospital 1's error against {target}, per round", "font": {"size": 14}},
+        xaxis={"title": "federated round"},
+        yaxis={"title": "largest |error|", "type": "log"},
+    )
+    st.plotly_chart(fig, key=key)
