@@ -372,6 +372,29 @@ def progress(event: Event, config: Config) -> float:
     return 0.0
 
 
+def require_run(why: str) -> RunState:
+    """The last run, or (before any) the page's empty state with an offer to run; stops there."""
+    state = last_run()
+    if state is None:
+        offer_run(why)
+        st.stop()
+    assert state is not None
+    stale_notice()
+    return state
+
+
+def number_table(frame: Any, key: str, fmt: str = "%.6g") -> None:
+    """A full-height table of numbers (first column the labels)."""
+    st.dataframe(
+        frame,
+        hide_index=True,
+        width="stretch",
+        key=key,
+        height=36 * (len(frame) + 1) + 3,
+        column_config={c: st.column_config.NumberColumn(format=fmt) for c in frame.columns[1:]},
+    )
+
+
 def offer_run(where_: str) -> None:
     """The empty state of a page that needs a run: say so, and offer to run here."""
     config = current_config()

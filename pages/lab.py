@@ -12,21 +12,10 @@ from fedviz import attacks
 from fedviz.charts import REFERENCE, colour
 from fedviz.data import FEATURES, split
 from fedviz.encoding import PHE_EXPONENT, make_codec
-from pages.common import RunState
+from pages.common import RunState, number_table
 from pages.diagrams import ring_dot
 
 SERVER = "Server"
-
-
-def _table(frame: pd.DataFrame, key: str, fmt: str = "%.6g") -> None:
-    st.dataframe(
-        frame,
-        hide_index=True,
-        width="stretch",
-        key=key,
-        height=36 * (len(frame) + 1) + 3,
-        column_config={c: st.column_config.NumberColumn(format=fmt) for c in frame.columns[1:]},
-    )
 
 
 def coalitions(state: RunState) -> None:
@@ -87,7 +76,7 @@ def coalitions(state: RunState) -> None:
             "difference": recovered[k] - truth[k - 1],
         }
     )
-    _table(frame, "lab-coalition-table", "%.10g")
+    number_table(frame, "lab-coalition-table", "%.10g")
     worst = max(float(np.max(np.abs(recovered[j] - truth[j - 1]))) for j in recovered)
     st.caption(
         f"Round {r}: largest error over all exposed hospitals {worst:.1e} (fixed-point and float rounding)."
@@ -170,7 +159,7 @@ def aggregate(state: RunState) -> None:
         }
     )
     with st.expander("The others' pooled statistics, as Hospital 1 infers them"):
-        _table(frame, "lab-agg-table", "%.4f")
+        number_table(frame, "lab-agg-table", "%.4f")
     st.caption(
         f"{t} broadcasts: an honest fit is good where the trajectory moved and blind elsewhere; "
         "more rounds or varied learning rates close the gap. With a cold start c reveals Xᵀy too."
@@ -201,7 +190,7 @@ def one_patient(state: RunState) -> None:
             "difference": [*(got.record - x), got.target - y],
         }
     )
-    _table(frame, "lab-patient-table", "%.10g")
+    number_table(frame, "lab-patient-table", "%.10g")
     st.error(
         "Recovered exactly (differences at float rounding). The ring hides this gradient only while no "
         "coalition can isolate that hospital's contribution — see the coalitions above.",

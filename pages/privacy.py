@@ -19,11 +19,7 @@ st.markdown(
     "there are."
 )
 
-state = common.last_run()
-if state is None:
-    common.offer_run("This page explains privacy with the numbers of a real run.")
-    st.stop()
-common.stale_notice()
+state = common.require_run("This page explains privacy with the numbers of a real run.")
 
 
 def explain_difference(state: common.RunState, label: str, key: str) -> None:
@@ -51,13 +47,7 @@ def explain_difference(state: common.RunState, label: str, key: str) -> None:
                 "difference": attack.recovered - attack.target,
             }
         )
-        st.dataframe(
-            table,
-            hide_index=True,
-            width="stretch",
-            key=f"{key}-table",
-            column_config={c: st.column_config.NumberColumn(format="%.12g") for c in table.columns[1:]},
-        )
+        common.number_table(table, f"{key}-table", "%.12g")
         st.error(
             f"Exposed: Hospital 2's gradient comes back exactly (largest difference "
             f"{attack.error:.1e}, floating-point rounding). With 2 hospitals the ring hides nothing "
@@ -77,13 +67,7 @@ def explain_difference(state: common.RunState, label: str, key: str) -> None:
                 "what Hospital 1 recovers (sum of the others)": attack.recovered,
             }
         )
-        st.dataframe(
-            table,
-            hide_index=True,
-            width="stretch",
-            key=f"{key}-table",
-            column_config={c: st.column_config.NumberColumn(format="%.4f") for c in table.columns[1:]},
-        )
+        common.number_table(table, f"{key}-table", "%.4f")
         same = float(np.max(np.abs(fake[1:].sum(axis=0) - truth[1:].sum(axis=0))))
         st.success(
             f"Hospital 1 recovers only the **sum** of the other {n - 1} gradients (to {attack.error:.1e}). "

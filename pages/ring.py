@@ -22,11 +22,7 @@ st.markdown(
     "travelled: the integers an eavesdropper — or the next hospital — would see."
 )
 
-state = common.last_run()
-if state is None:
-    common.offer_run("The inspector shows the ciphertexts of the last run.")
-    st.stop()
-common.stale_notice()
+state = common.require_run("The inspector shows the ciphertexts of the last run.")
 
 config, transcript = state.config, state.transcript
 keys = transcript.keys
