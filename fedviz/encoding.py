@@ -17,6 +17,7 @@ these gradients).
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -50,9 +51,14 @@ def from_fixed(q: int) -> float:
         return math.inf if q > 0 else -math.inf
 
 
+MAX_SCALABLE = math.ldexp(sys.float_info.max, -FRACTION_BITS)
+"""Largest |value| whose value * 2**56 is still a finite float (about 2.5e291)."""
+
+
 def largest_encodable(bound: int) -> float:
-    """The largest float whose fixed-point integer is at most `bound`."""
-    value = from_fixed(bound)
+    """The largest float whose fixed-point integer is at most `bound`, capped at the largest
+    float `to_fixed` can scale (per-value codecs at 2048+ bits allow more than float64 holds)."""
+    value = min(from_fixed(bound), MAX_SCALABLE)
     while to_fixed(value) > bound:
         value = math.nextafter(value, 0.0)
     return value

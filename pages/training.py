@@ -11,6 +11,7 @@ import streamlit as st
 from fedviz.charts import mse_figure, split_figure, y_range_for
 from fedviz.config import Config
 from fedviz.data import split
+from fedviz.estimate import estimate_seconds
 from fedviz.events import Event, FederatedRound, KeysGenerated, LocalRound, RunFinished
 from pages import common
 
@@ -52,6 +53,13 @@ pace = pace_col.segmented_control(
 )
 common.keep("pace")
 pause = common.PACES.get(pace or "full speed", 0.0)
+if config is not None:
+    seconds = estimate_seconds(config) + config.rounds * pause
+    note_col.caption(
+        f"Expected ≈ {seconds:.1f} s"
+        + (f" (with {config.rounds * pause:.1f} s of pauses)" if pause else "")
+        + f" · {config.hospitals} hospitals, {config.key_length}-bit keys"
+    )
 if config is None:
     note_col.error("Fix the settings marked in the sidebar to run.", icon=":material/block:")
 elif config.hospitals == 2:
@@ -119,6 +127,7 @@ class LiveView:
 
 
 if start and config is not None:
+    status.progress(0.0, text=f"Key generation ({config.key_length}-bit Paillier key pair)…")
     common.execute(config, LiveView(pause))
     status.empty()
     with notices:

@@ -190,3 +190,17 @@ def test_privacy_lab_sections_use_the_runs_numbers(app: AppTest) -> None:
 
     assert patient.value["true record"].iloc[0] == split(3, 42).hospital_X[0][7][0]
     assert patient.value["difference"].abs().max() < 1e-9
+
+
+def test_ring_page_shows_one_ciphertext_per_value_with_the_agreed_exponent(app: AppTest) -> None:
+    app.selectbox(key="w_encoding").set_value("per-value")
+    app.selectbox(key="w_key_length").set_value(1024)
+    app.run()
+    fast_run(app)
+    app.switch_page("pages/ring.py").run()
+    assert not app.exception
+    table = app.dataframe[0].value
+    assert list(table["holds"])[:3] == ["age", "sex", "bmi"] and len(table) == 11
+    assert set(table["exponent"]) == {-14}
+    assert [m.value for m in app.metric][:3] == ["Enc(g1)", "11", "2,816"]  # 11 x 256 bytes
+    assert "Per value" in texts(app.markdown)

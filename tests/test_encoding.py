@@ -8,6 +8,7 @@ from phe import paillier
 
 from fedviz.encoding import (
     FRACTION_BITS,
+    MAX_SCALABLE,
     MIN_INTEGER_BITS,
     PackedCodec,
     PerValueCodec,
@@ -112,3 +113,15 @@ def test_encrypted_packed_sum_decrypts_to_the_plain_sum():
     np.testing.assert_allclose(got, np.sum(vectors, axis=0), rtol=1e-14)
     with pytest.raises(ValueError):
         make_codec("zip", N, 11, 3)
+
+
+@pytest.mark.parametrize("bits", [2048, 3072, 4096])
+def test_per_value_range_beyond_float64_is_every_finite_float(bits):
+    n = (1 << (bits - 1)) | 1
+    codec = PerValueCodec(n, 11, 78)
+    assert codec.max_abs == MAX_SCALABLE
+    big = np.full(11, -1e290)
+    assert (
+        list(codec.decode_sum([sum(c) % n for c in zip(codec.encode(big), codec.encode(big))], 2))
+        == [from_fixed(2 * to_fixed(-1e290))] * 11
+    )

@@ -162,3 +162,32 @@ def test_closing_the_stream_early_is_clean():
             break
     stream.close()  # cancels queued obfuscators; a new run still works
     assert of_type(tuple(run(Config(key_length=1024, rounds=1))), RunFinished)
+
+
+def test_packed_and_per_value_encodings_give_the_same_run(events):
+    packed, per_value = (
+        of_type(events(encoding=e, hospitals=4), FederatedRound) for e in ("packed", "per-value")
+    )
+    for a, b in zip(packed, per_value, strict=True):
+        assert a.average_gradient == b.average_gradient  # both sum the same fixed-point integers
+        assert a.mse == b.mse
+
+
+@pytest.mark.parametrize("encoding", ["packed", "per-value"])
+def test_real_key_sizes_run_for_both_encodings(encoding):
+    """2048-bit keys with both encodings (the seed-table tests use 1024 for speed)."""
+    evs = tuple(run(Config(encoding=encoding, rounds=3), pool="shared"))
+    keys = of_type(evs, KeysGenerated)[0]
+    assert keys.bits == 2048 and keys.ciphertexts_per_message == (1 if encoding == "packed" else 11)
+    assert len(of_type(evs, FederatedRound)) == 3
+
+
+def test_the_estimate_grows_with_the_work():
+    from fedviz.estimate import estimate_seconds
+
+    base = estimate_seconds(Config())
+    assert (
+        0 < base < estimate_seconds(Config(rounds=500)) < estimate_seconds(Config(rounds=500, hospitals=40))
+    )
+    assert estimate_seconds(Config(encoding="per-value")) > base
+    assert estimate_seconds(Config(key_length=4096)) > estimate_seconds(Config(key_length=1024))

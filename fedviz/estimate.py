@@ -1,0 +1,73 @@
+"""A rough, honest forecast of a run's wall time, from operations timed on this machine.
+
+The costs that matter are the obfuscators (spread over the pool's workers, overlapping the
+ring) and one decryption per ciphertext per round on the critical path. Each is timed once
+per key length on random public-size numbers (no key material involved) and cached.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from functools import lru_cache
+
+import gmpy2
+
+from fedviz.config import SECURITY_BITS, Config
+from fedviz.data import FEATURES
+from fedviz.encoding import PackedCodec
+from fedviz.pool import default_workers
+
+KEYGEN_S = {1024: 0.01, 2048: 0.06, 3072: 0.3, 4096: 1.2}
+"""Typical phe key generation time (prime search varies a lot around these)."""
+
+
+def _time(fn: object, repeat: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()  # type: ignore[operator]
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+@lru_cache(maxsize=16)
+def operation_costs(key_length: int, obfuscator: str) -> tuple[float, float]:
+    """(seconds per obfuscator, seconds per decryption) at this key length, measured."""
+    n = gmpy2.mpz(secrets.randbits(key_length) | (1 << (key_length - 1)) | 1)
+    nsquare = n * n
+    base = gmpy2.mpz(secrets.randbelow(int(nsquare)))
+    exponent = gmpy2.mpz(secrets.randbits(2 * SECURITY_BITS[key_length]) if obfuscator == "djn" else n)
+    obf = _time(lambda: gmpy2.powmod(base, exponent, nsquare))
+    half = key_length // 2
+    p2 = gmpy2.mpz(secrets.randbits(half) | (1 << (half - 1)) | 1) ** 2
+    e = gmpy2.mpz(secrets.randbits(half))
+    dec = 2 * _time(lambda: gmpy2.powmod(base % p2, e, p2))  # CRT: two half-size exponentiations
+    return obf, dec
+
+
+def ciphertexts_per_message(config: Config) -> int:
+    if config.encoding == "per-value":
+        return len(FEATURES)
+    return PackedCodec.plan((1 << config.key_length) - 1, len(FEATURES), config.hospitals).ciphertexts
+
+
+PER_HOSPITAL_ROUND_S = 2.5e-4
+"""Python work per hospital per round besides the big-number operations (gradient, encode,
+events), measured on the 2-core reference machine."""
+
+
+def estimate_seconds(config: Config, workers: int | None = None) -> float:
+    """Expected wall time of `run(config)` with the process pool (a UI's pauses excluded).
+
+    Per round: the decryptions are on the critical path; the obfuscators run on the pool's
+    workers, but everything shares the cores, so a round takes at least all CPU work divided
+    by the cores. Keygen uses typical times. Good to a factor of about 1.5, not a promise.
+    """
+    cores = workers or default_workers()
+    obf, dec = operation_costs(config.key_length, config.obfuscator)
+    cts = ciphertexts_per_message(config)
+    critical = cts * dec
+    per_round = max(critical, (config.hospitals * cts * obf + critical) / cores)
+    per_round += config.hospitals * PER_HOSPITAL_ROUND_S
+    return KEYGEN_S[config.key_length] + config.rounds * per_round + 0.05
