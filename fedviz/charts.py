@@ -123,3 +123,23 @@ def split_figure(names: Sequence[str], targets: Sequence[np.ndarray], test_targe
         height=340,
     )
     return fig
+
+
+def empty_figure(title: str, rounds: int, note: str = "no run yet") -> go.Figure:
+    """The frame a chart will grow into, before any data (also loads plotly.js early)."""
+    fig = mse_figure(title, [], [], rounds)
+    fig.update_layout(
+        yaxis={"showticklabels": False, "showgrid": False, "zeroline": False, "range": [0, 1]},
+        annotations=[
+            {
+                "text": note,
+                "x": 0.5,
+                "y": 0.5,
+                "xref": "paper",
+                "yref": "paper",
+                "showarrow": False,
+                "font": {"size": 15, "color": REFERENCE},
+            }
+        ],
+    )
+    return fig

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from fedviz.charts import mse_figure, split_figure, y_range_for
+from fedviz.charts import empty_figure, mse_figure, split_figure, y_range_for
 from fedviz.config import Config
 from fedviz.data import split
 from fedviz.estimate import estimate_seconds
@@ -135,10 +135,10 @@ if start and config is not None:
 
 state = common.last_run()
 if state is None:
-    empty = mse_figure("Local training: each hospital alone", [], [], 50)
-    local_slot.plotly_chart(empty, key="local-empty")
+    rounds = config.rounds if config is not None else 50
+    local_slot.plotly_chart(empty_figure("Local training: each hospital alone", rounds), key="local-empty")
     federated_slot.plotly_chart(
-        mse_figure("Federated training: encrypted ring", [], [], 50), key="federated-empty"
+        empty_figure("Federated training: encrypted ring", rounds), key="federated-empty"
     )
     st.info("Press **Run** to train: both charts grow here round by round.", icon=":material/monitoring:")
     st.stop()

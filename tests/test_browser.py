@@ -213,6 +213,15 @@ def test_privacy_lab_controls_work_in_the_browser(page: Page) -> None:
     page.screenshot(path=str(ARTIFACTS / "5-privacy-lab.png"))
 
 
+def test_another_session_has_its_own_state(page: Page, server: str) -> None:
+    other = page.context.browser.new_context().new_page()  # a second visitor
+    other.goto(server)
+    idle(other)
+    expect(other.get_by_text("Press Run to train", exact=False)).to_be_visible()
+    expect(other.get_by_test_id("stMetricValue")).to_have_count(0)
+    other.context.close()
+
+
 def test_results_survive_page_switches(page: Page) -> None:
     page.get_by_test_id("stSidebarNav").get_by_text("Training").click()
     idle(page)
