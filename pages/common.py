@@ -395,6 +395,14 @@ def number_table(frame: Any, key: str, fmt: str = "%.6g") -> None:
     )
 
 
+def round_slider(label: str, first: int, last: int, key: str, value: int | None = None, **kwargs: Any) -> int:
+    """A slider over rounds first..last, or just `first` when there is nothing to choose."""
+    if last <= first:
+        st.caption(f"{label}: {first}")
+        return first
+    return int(st.slider(label, first, last, first if value is None else value, key=key, **kwargs))
+
+
 def offer_run(where_: str) -> None:
     """The empty state of a page that needs a run: say so, and offer to run here."""
     config = current_config()

@@ -12,7 +12,7 @@ from fedviz import attacks
 from fedviz.charts import REFERENCE, colour
 from fedviz.data import FEATURES, split
 from fedviz.encoding import PHE_EXPONENT, make_codec
-from pages.common import RunState, number_table
+from pages.common import RunState, number_table, round_slider
 from pages.diagrams import ring_dot
 
 SERVER = "Server"
@@ -95,12 +95,11 @@ def aggregate(state: RunState) -> None:
     )
     data = split(config.hospitals, config.seed)
     truth = attacks.true_aggregate_matrix(data.hospital_X, config.gradient)
-    start = st.slider(
+    start = round_slider(
         "Start the fit after round",
         2,
-        max(2, obs.rounds),
-        min(12, obs.rounds),
-        key="lab-agg-from",
+        obs.rounds,
+        "lab-agg-from",
         help="The curve shows the fit with the first t broadcasts, for t from here to the end.",
     )
     curve = attacks.aggregate_curve(obs.averages, config.learning_rate, truth, start=start)
@@ -127,8 +126,16 @@ def aggregate(state: RunState) -> None:
         height=320,
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
         xaxis={"title": "broadcasts seen"},
-        yaxis={"title": "error of A (%)", "type": "log"},
-        yaxis2={"title": "rank", "overlaying": "y", "side": "right", "range": [0, 12.5]},
+        yaxis={"title": "error of A (%)", "type": "log", "exponentformat": "e"},
+        yaxis2={
+            "title": "rank",
+            "overlaying": "y",
+            "side": "right",
+            "range": [0, 12.5],
+            "tickmode": "linear",
+            "dtick": 2,
+            "showgrid": False,
+        },
         legend={"orientation": "h", "y": -0.3},
     )
     st.plotly_chart(fig, key="lab-agg-chart")
@@ -213,7 +220,7 @@ def exponents(state: RunState) -> None:
     )
     if n is None or not obs.gradients:
         return
-    r = st.slider("Gradients of round", 1, obs.rounds, 1, key="lab-exp-round")
+    r = round_slider("Gradients of round", 1, obs.rounds, "lab-exp-round")
     values = obs.gradients[r - 1].ravel()
     default = attacks.phe_default_exponents(values, n)
     fig = go.Figure()
@@ -323,6 +330,6 @@ def difference_errors(state: RunState, key: str) -> None:
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
         title={"text": f"Hospital 1's error against {target}, per round", "font": {"size": 14}},
         xaxis={"title": "federated round"},
-        yaxis={"title": "largest |error|", "type": "log"},
+        yaxis={"title": "largest |error|", "type": "log", "exponentformat": "e"},
     )
     st.plotly_chart(fig, key=key)

@@ -25,7 +25,7 @@ state = common.require_run("This page explains privacy with the numbers of a rea
 def explain_difference(state: common.RunState, label: str, key: str) -> None:
     obs = state.observations
     n = obs.hospitals
-    r = st.slider("Federated round", 1, obs.rounds, 1, key=f"{key}-round")
+    r = common.round_slider("Federated round", 1, obs.rounds, f"{key}-round")
     truth, average = obs.gradients[r - 1], obs.averages[r - 1]
     attack = difference_attack(truth[0], average, n, truth, attacker=0)
     st.markdown(

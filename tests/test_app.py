@@ -204,3 +204,26 @@ def test_ring_page_shows_one_ciphertext_per_value_with_the_agreed_exponent(app: 
     assert set(table["exponent"]) == {-14}
     assert [m.value for m in app.metric][:3] == ["Enc(g1)", "11", "2,816"]  # 11 x 256 bytes
     assert "Per value" in texts(app.markdown)
+
+
+def test_a_one_round_run_draws_every_page(app: AppTest) -> None:
+    app.number_input(key="w_rounds").set_value(1)
+    app.selectbox(key="w_key_length").set_value(1024)
+    app.run()
+    fast_run(app)
+    assert len(app.dataframe[0].value) == 3
+    for page in ("pages/ring.py", "pages/privacy.py"):
+        app.switch_page(page).run()
+        assert not app.exception, (page, app.exception)
+
+
+def test_the_largest_ring_draws_every_page(app: AppTest) -> None:
+    app.number_input(key="w_hospitals").set_value(78)
+    app.number_input(key="w_rounds").set_value(3)
+    app.selectbox(key="w_key_length").set_value(1024)
+    app.run()
+    fast_run(app)
+    assert list(app.dataframe[0].value["Patients"]) == [5] * 78
+    for page in ("pages/ring.py", "pages/privacy.py"):
+        app.switch_page(page).run()
+        assert not app.exception, (page, app.exception)
