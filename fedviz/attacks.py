@@ -8,7 +8,9 @@ party "saw" is passed in explicitly, so each function states its attacker's know
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from phe.paillier import EncryptedNumber
@@ -106,6 +108,28 @@ def difference_errors(obs: Observations, attacker: int = 0) -> np.ndarray:
 # --------------------------------------------------------------------------- coalitions
 
 
+def _close(members: frozenset[int], known: dict[int, Any], own: dict[int, Any]) -> dict[int, Any]:
+    """Extend the known prefix sums {j: P_j} through the members' own gradients: P_k = P_{k-1}
+    + g_k and P_{k-1} = P_k - g_k for every member k, until nothing new follows."""
+    values = dict(known)
+    changed = True
+    while changed:
+        changed = False
+        for k in members:
+            if k - 1 in values and k not in values:
+                values[k] = values[k - 1] + own[k]
+                changed = True
+            elif k in values and k - 1 not in values:
+                values[k - 1] = values[k] - own[k]
+                changed = True
+    return values
+
+
+def _exposed(members: frozenset[int], known: Collection[int], hospitals: int) -> list[int]:
+    """Hospitals outside the coalition with both P_{k-1} and P_k known (g_k = P_k - P_{k-1})."""
+    return [k for k in range(1, hospitals + 1) if k not in members and k - 1 in known and k in known]
+
+
 def known_prefixes(members: frozenset[int], with_server: bool, hospitals: int) -> frozenset[int]:
     """Indices j of the prefix sums P_j = g_1 + ... + g_j a coalition knows in the clear.
 
@@ -114,24 +138,13 @@ def known_prefixes(members: frozenset[int], with_server: bool, hospitals: int) -
     A member k's own gradient links P_{k-1} and P_k, so knowing one gives the other.
     Hospitals are numbered 1..n in ring order.
     """
-    known = {0, hospitals}
-    if with_server:
-        known |= {j - 1 for j in members if j >= 2}
-    changed = True
-    while changed:
-        changed = False
-        for k in members:
-            if (k - 1 in known) != (k in known):
-                known |= {k - 1, k}
-                changed = True
-    return frozenset(known)
+    start = {0, hospitals} | ({j - 1 for j in members if j >= 2} if with_server else set())
+    return frozenset(_close(members, dict.fromkeys(start, 0), dict.fromkeys(members, 0)))
 
 
 def exposed_hospitals(members: frozenset[int], with_server: bool, hospitals: int) -> frozenset[int]:
-    """The hospitals outside the coalition whose gradient it recovers exactly: k is exposed
-    when both P_{k-1} and P_k are known (then g_k = P_k - P_{k-1})."""
-    known = known_prefixes(members, with_server, hospitals)
-    return frozenset(k for k in range(1, hospitals + 1) if k not in members and k - 1 in known and k in known)
+    """The hospitals outside the coalition whose gradient it recovers exactly."""
+    return frozenset(_exposed(members, known_prefixes(members, with_server, hospitals), hospitals))
 
 
 def coalition_recovery(
@@ -144,23 +157,9 @@ def coalition_recovery(
     """What the coalition computes, from what it holds: `prefixes` {j: P_j} it decrypted (with
     the server; empty without), its members' `own` gradients, and the broadcast `average`.
     Returns {k: recovered g_k} for every exposed hospital."""
-    values: dict[int, np.ndarray] = {0: np.zeros_like(average), hospitals: hospitals * np.asarray(average)}
-    values.update(prefixes)
-    changed = True
-    while changed:
-        changed = False
-        for k in members:
-            if k - 1 in values and k not in values:
-                values[k] = values[k - 1] + own[k]
-                changed = True
-            elif k in values and k - 1 not in values:
-                values[k - 1] = values[k] - own[k]
-                changed = True
-    return {
-        k: values[k] - values[k - 1]
-        for k in range(1, hospitals + 1)
-        if k not in members and k - 1 in values and k in values
-    }
+    known = {0: np.zeros_like(average), hospitals: hospitals * np.asarray(average), **prefixes}
+    values = _close(members, known, own)
+    return {k: values[k] - values[k - 1] for k in _exposed(members, values, hospitals)}
 
 
 # --------------------------------------------------------------------------- the aggregate
@@ -250,17 +249,21 @@ def phe_default_exponents(values: np.ndarray, n: int) -> list[int]:
     return [EncodedNumber.encode(public, float(v)).exponent for v in values]
 
 
-def true_aggregate_matrix(hospital_X: list[np.ndarray] | tuple[np.ndarray, ...], mode: str) -> np.ndarray:
-    """The A of G_t = c - A u_t on the simulation's data: the hospitals' average of X_k^T X_k
-    (each divided by its row count in `mean` mode). Ground truth for scoring the fit."""
-    parts = [X.T @ X / (len(X) if mode == "mean" else 1) for X in hospital_X]
-    return np.asarray(sum(parts)) / len(parts)
+def gram(X: np.ndarray, mode: str) -> np.ndarray:
+    """One hospital's part of A: X^T X, divided by its row count in `mean` mode (the gradient's
+    own scaling)."""
+    return np.asarray(X.T @ X / (len(X) if mode == "mean" else 1))
 
 
-def others_gram(fit_A: np.ndarray, own_X: np.ndarray, hospitals: int, mode: str) -> np.ndarray:
-    """What hospital k infers about everyone else's pooled X^T X: n*A minus its own part."""
-    own = own_X.T @ own_X / (len(own_X) if mode == "mean" else 1)
-    return np.asarray(hospitals * fit_A - own)
+def true_aggregate_matrix(hospital_X: Sequence[np.ndarray], mode: str) -> np.ndarray:
+    """The A of G_t = c - A u_t on the simulation's data: the hospitals' average of their
+    `gram` parts. Ground truth for scoring the fit."""
+    return np.asarray(sum(gram(X, mode) for X in hospital_X)) / len(hospital_X)
+
+
+def others_gram(A: np.ndarray, own_X: np.ndarray, hospitals: int, mode: str) -> np.ndarray:
+    """Everyone else's pooled part given A (fitted, or the truth): n*A minus hospital k's own."""
+    return np.asarray(hospitals * A - gram(own_X, mode))
 
 
 def decrypt_hop(server: Server, hop: RingHop, codec: Codec) -> np.ndarray:

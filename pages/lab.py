@@ -144,12 +144,7 @@ def aggregate(state: RunState) -> None:
         attacks.cumulative_updates(obs.averages, config.learning_rate), np.asarray(obs.averages)
     )
     others = attacks.others_gram(fit.A, data.hospital_X[0], config.hospitals, config.gradient)
-    own = (
-        data.hospital_X[0].T
-        @ data.hospital_X[0]
-        / (len(data.hospital_X[0]) if config.gradient == "mean" else 1)
-    )
-    true_others = config.hospitals * truth - own
+    true_others = attacks.others_gram(truth, data.hospital_X[0], config.hospitals, config.gradient)
     c1, c2, c3 = st.columns(3)
     c1.metric("Rank after all rounds", f"{rank} of 12")
     c2.metric("Error of A", f"{100 * error:.2f} %")
