@@ -14,9 +14,8 @@ from functools import lru_cache
 import gmpy2
 
 from fedviz.config import SECURITY_BITS, Config
-from fedviz.data import FEATURES
-from fedviz.encoding import PackedCodec
 from fedviz.pool import default_workers
+from fedviz.training import planned_codec
 
 KEYGEN_S = {1024: 0.01, 2048: 0.06, 3072: 0.3, 4096: 1.2}
 """Typical phe key generation time (prime search varies a lot around these)."""
@@ -46,12 +45,6 @@ def operation_costs(key_length: int, obfuscator: str) -> tuple[float, float]:
     return obf, dec
 
 
-def ciphertexts_per_message(config: Config) -> int:
-    if config.encoding == "per-value":
-        return len(FEATURES)
-    return PackedCodec.plan((1 << config.key_length) - 1, len(FEATURES), config.hospitals).ciphertexts
-
-
 PER_HOSPITAL_ROUND_S = 2.5e-4
 """Python work per hospital per round besides the big-number operations (gradient, encode,
 events), measured on the 2-core reference machine."""
@@ -66,7 +59,7 @@ def estimate_seconds(config: Config, workers: int | None = None) -> float:
     """
     cores = workers or default_workers()
     obf, dec = operation_costs(config.key_length, config.obfuscator)
-    cts = ciphertexts_per_message(config)
+    cts = planned_codec(config).ciphertexts
     critical = cts * dec
     per_round = max(critical, (config.hospitals * cts * obf + critical) / cores)
     per_round += config.hospitals * PER_HOSPITAL_ROUND_S

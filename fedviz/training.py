@@ -25,7 +25,7 @@ import numpy as np
 from fedviz import model
 from fedviz.config import Config
 from fedviz.data import FEATURES, Split, split
-from fedviz.encoding import PackedCodec, make_codec
+from fedviz.encoding import PackedCodec, PerValueCodec, make_codec
 from fedviz.errors import EncodingOverflow, TrainingDiverged
 from fedviz.events import (
     Ciphertext,
@@ -80,15 +80,12 @@ def preflight(config: Config) -> TrainingDiverged | None:
     hospitals = hospitals_for(config, data.hospital_X, data.hospital_y)
     eta = config.learning_rate
     try:
+        for r in range(1, config.rounds + 1):
+            _local_round(r, hospitals, eta)
+        codec = planned_codec(config)
+        if not config.warm_start:
+            _restart(hospitals)
         with np.errstate(all="ignore"):
-            for r in range(1, config.rounds + 1):
-                for hospital in hospitals:
-                    hospital.step(hospital.gradient(), eta)
-                _check_finite("local", r, hospitals, eta)
-            codec = make_codec(config.encoding, (1 << config.key_length) - 1, len(FEATURES), config.hospitals)
-            if not config.warm_start:
-                for hospital in hospitals:
-                    hospital.weights = np.zeros(len(FEATURES))
             for r in range(1, config.rounds + 1):
                 gradients = [h.gradient() for h in hospitals]
                 for g in gradients:
@@ -102,6 +99,26 @@ def preflight(config: Config) -> TrainingDiverged | None:
     except EncodingOverflow as exc:
         return TrainingDiverged("federated", r, f"a gradient is too large to encode ({exc})", eta)
     return None
+
+
+def planned_codec(config: Config) -> PerValueCodec | PackedCodec:
+    """The codec the ring would agree on, planned before any key exists: a modulus of exactly
+    the configured bit length gives the same layout as the real one."""
+    return make_codec(config.encoding, (1 << config.key_length) - 1, len(FEATURES), config.hospitals)
+
+
+def _local_round(round_: int, hospitals: list[Hospital], eta: float) -> None:
+    """Every hospital takes one step on its own data; divergence raises `TrainingDiverged`."""
+    with np.errstate(all="ignore"):
+        for hospital in hospitals:
+            hospital.step(hospital.gradient(), eta)
+    _check_finite("local", round_, hospitals, eta)
+
+
+def _restart(hospitals: list[Hospital]) -> None:
+    """Cold start: the federated rounds begin from zero weights."""
+    for hospital in hospitals:
+        hospital.weights = np.zeros(len(FEATURES))
 
 
 def _check_finite(phase: str, round_: int, hospitals: list[Hospital], eta: float) -> None:
@@ -133,10 +150,7 @@ def run(config: Config, *, pool: PoolChoice = "shared", server: Server | None = 
     mse: tuple[float, ...] = ()
     for r in range(1, rounds + 1):
         t = time.perf_counter()
-        with np.errstate(all="ignore"):
-            for hospital in hospitals:
-                hospital.step(hospital.gradient(), eta)
-        _check_finite("local", r, hospitals, eta)
+        _local_round(r, hospitals, eta)
         mse = tuple(h.test_mse(data.X_test, data.y_test) for h in hospitals)
         local_s += time.perf_counter() - t
         yield LocalRound(r, mse)
@@ -167,8 +181,7 @@ def run(config: Config, *, pool: PoolChoice = "shared", server: Server | None = 
     )
 
     if not config.warm_start:
-        for hospital in hospitals:
-            hospital.weights = np.zeros(dims)
+        _restart(hospitals)
     ring = Ring(hospitals, server, codec)
     wire = server.public.ciphertext_bytes
     encrypt_s = add_s = decrypt_s = federated_s = 0.0
