@@ -96,19 +96,21 @@ def widget(name: str) -> str:
     return key
 
 
-def keep(name: str) -> Any:
-    value = st.session_state[f"w_{name}"]
-    st.session_state["settings"][name] = value
-    return value
+def _keep_settings() -> None:
+    """Copy every control's current value into the kept settings (a control not drawn on
+    this page keeps its last value there)."""
+    settings = st.session_state.setdefault("settings", dict(DEFAULTS))
+    for name in DEFAULTS:
+        if f"w_{name}" in st.session_state:
+            settings[name] = st.session_state[f"w_{name}"]
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _preflight_message(config: Config) -> tuple[str, str] | None:
-    """(field, message) if the plaintext protocol predicts divergence (public data only)."""
+def _preflight_message(config: Config) -> str | None:
+    """Why the learning rate is refused, if the plaintext protocol predicts divergence
+    (public data only, so the cache may be shared)."""
     problem = preflight(config)
-    if problem is None:
-        return None
-    return "learning_rate", f"With these settings training would diverge: {problem}."
+    return None if problem is None else f"With these settings training would diverge: {problem}."
 
 
 def sidebar() -> Config | None:
@@ -124,7 +126,6 @@ def sidebar() -> Config | None:
         format_func=lambda b: f"{b} bits · ≈{SECURITY_BITS[b]}-bit security" + (" ⚠" if b == 1024 else ""),
         help="Length of the Paillier modulus n. 2048 bits is today's minimum for new systems (NIST).",
     )
-    keep("key_length")
     if key_length == 1024:
         sb.warning(WARN_1024_BITS, icon=":material/warning:")
 
@@ -136,7 +137,6 @@ def sidebar() -> Config | None:
         key=widget("hospitals"),
         help=f"2 to {MAX_HOSPITALS}: each keeps at least 5 of the 392 training patients.",
     )
-    keep("hospitals")
     if hospitals == 2:
         sb.warning(WARN_TWO_HOSPITALS, icon=":material/warning:")
         sb.page_link(PRIVACY_PAGE, label="Why at least 3 hospitals?", icon=":material/shield_lock:")
@@ -144,7 +144,6 @@ def sidebar() -> Config | None:
     lr_text = sb.text_input(
         "Learning rate", key=widget("learning_rate"), help="Gradient-descent step size η, e.g. 0.01 or 1e-3."
     )
-    keep("learning_rate")
     lr_slot = sb.empty()
 
     with sb.expander("Advanced"):
@@ -156,7 +155,6 @@ def sidebar() -> Config | None:
             key=widget("rounds"),
             help="Rounds of local training, then as many federated rounds.",
         )
-        keep("rounds")
         seed = st.number_input(
             "Seed",
             min_value=0,
@@ -165,7 +163,6 @@ def sidebar() -> Config | None:
             key=widget("seed"),
             help="Seed of the shuffle and the test split (42 is the post's).",
         )
-        keep("seed")
         gradient = st.radio(
             "Gradient",
             GRADIENT_MODES,
@@ -173,18 +170,15 @@ def sidebar() -> Config | None:
             horizontal=True,
             help="sum: the post's delta·X. mean: divided by the hospital's patients.",
         )
-        keep("gradient")
         warm_start = st.toggle(
             "Warm start",
             key=widget("warm_start"),
             help="Federated rounds continue from each hospital's local model (the post). "
             "Off: start from zero, which equals pooled gradient descent.",
         )
-        keep("warm_start")
         encoding = st.selectbox(
             "Encoding", ENCODINGS, key=widget("encoding"), format_func=ENCODING_LABELS.__getitem__
         )
-        keep("encoding")
         obfuscator = st.selectbox(
             "Encryption randomness",
             OBFUSCATORS,
@@ -193,7 +187,6 @@ def sidebar() -> Config | None:
             help="DJN adds a short-exponent assumption (see the README); "
             "standard relies on Paillier's assumption alone.",
         )
-        keep("obfuscator")
         if st.button("Reset to the post's defaults", width="stretch"):
             st.session_state["settings"] = dict(DEFAULTS)
             for name in DEFAULTS:
@@ -219,14 +212,16 @@ def sidebar() -> Config | None:
     if config is not None:
         problem = _preflight_message(config)
         if problem is not None:
-            errors[problem[0]] = problem[1]
+            errors["learning_rate"] = problem
             config = None
     if "learning_rate" in errors:
         lr_slot.error(errors.pop("learning_rate"), icon=":material/block:")
     for message in errors.values():
         sb.error(message, icon=":material/block:")
     st.session_state["config"] = config
-    _stale_marker(sb, config)
+    _keep_settings()
+    if is_stale():
+        sb.caption("The settings differ from the last run's; results shown are from that run.")
     return config
 
 
@@ -241,10 +236,10 @@ def _plain(exc: ConfigError) -> str:
     return f"{names.get(exc.field, exc.field)}: {exc.value!r} is not allowed — use {exc.allowed}."
 
 
-def _stale_marker(sb: Any, config: Config | None) -> None:
-    last = last_run()
-    if last is not None and config is not None and last.config != config:
-        sb.caption("The settings differ from the last run's; results shown are from that run.")
+def is_stale() -> bool:
+    """True when valid settings differ from those of the results on show."""
+    last, config = last_run(), current_config()
+    return last is not None and config is not None and last.config != config
 
 
 # --------------------------------------------------------------------------- state
@@ -270,8 +265,8 @@ def describe(config: Config) -> str:
 
 def stale_notice() -> None:
     """Say so when the shown results were made with other settings (they are kept, not erased)."""
-    last, config = last_run(), current_config()
-    if last is not None and config is not None and last.config != config:
+    last = last_run()
+    if last is not None and is_stale():
         st.info(
             f"Settings changed since this run. Showing the last run ({describe(last.config)}). "
             "Press **Run** on the Training page to refresh.",

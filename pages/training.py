@@ -51,7 +51,6 @@ pace = pace_col.segmented_control(
     help="Full speed shows the real speed. Watchable and slow add a pause after each round so an audience "
     "can follow the charts; the reported timings never include it.",
 )
-common.keep("pace")
 pause = common.PACES.get(pace or "full speed", 0.0)
 if config is not None:
     seconds = estimate_seconds(config) + config.rounds * pause
@@ -70,29 +69,21 @@ with notices:
     common.interrupted_notice()
 status = st.empty()
 left, right = st.columns(2)
-local_slot, federated_slot = left.empty(), right.empty()
+CHARTS = {
+    "local": (left.empty(), "Local training: each hospital alone"),
+    "federated": (right.empty(), "Federated training: encrypted ring"),
+}
 
 
 def draw_charts(state: common.RunState, key: str, which: tuple[str, ...] = ("local", "federated")) -> None:
     """The MSE charts (both by default), on one y range so they compare at a glance."""
     r = state.record
-    rounds = state.config.rounds
     yr = y_range_for(*r.local, *r.federated, r.centralized, [r.optimum] if r.optimum is not None else [])
-    names = r.names
-    if "local" in which:
-        local_slot.plotly_chart(
-            mse_figure(
-                "Local training: each hospital alone", names, r.local, rounds, r.centralized, r.optimum, yr
-            ),
-            key=f"local-{key}",
-        )
-    if "federated" in which:
-        federated_slot.plotly_chart(
-            mse_figure(
-                "Federated training: encrypted ring", names, r.federated, rounds, r.centralized, r.optimum, yr
-            ),
-            key=f"federated-{key}",
-        )
+    for phase in which:
+        slot, title = CHARTS[phase]
+        history = r.local if phase == "local" else r.federated
+        figure = mse_figure(title, r.names, history, state.config.rounds, r.centralized, r.optimum, yr)
+        slot.plotly_chart(figure, key=f"{phase}-{key}")
 
 
 class LiveView:
@@ -136,10 +127,8 @@ if start and config is not None:
 state = common.last_run()
 if state is None:
     rounds = config.rounds if config is not None else 50
-    local_slot.plotly_chart(empty_figure("Local training: each hospital alone", rounds), key="local-empty")
-    federated_slot.plotly_chart(
-        empty_figure("Federated training: encrypted ring", rounds), key="federated-empty"
-    )
+    for phase, (slot, title) in CHARTS.items():
+        slot.plotly_chart(empty_figure(title, rounds), key=f"{phase}-empty")
     st.info("Press **Run** to train: both charts grow here round by round.", icon=":material/monitoring:")
     st.stop()
 
