@@ -11,7 +11,7 @@ must be a cheap no-op, not a second dashboard.
 def main() -> None:
     import streamlit as st
 
-    from fedviz.pool import shared_pool, warm
+    from fedviz.crypto.pool import shared_pool, warm
     from pages import common
 
     st.set_page_config(

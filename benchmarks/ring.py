@@ -26,10 +26,10 @@ import numpy as np
 from phe import paillier
 
 from fedviz.config import Config
+from fedviz.crypto.pool import shared_pool, warm
 from fedviz.data import split
+from fedviz.engines.inprocess import run
 from fedviz.events import RunFinished
-from fedviz.pool import shared_pool, warm
-from fedviz.training import run
 
 TOLERANCE = 0.01
 

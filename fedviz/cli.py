@@ -146,8 +146,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     for warning in config.warnings():
         err.write(f"warning: {warning}\n")
 
-    from fedviz.summary import RunRecord  # the heavy imports wait until input is valid
-    from fedviz.training import run
+    from fedviz.engines.inprocess import run
+    from fedviz.report.summary import RunRecord  # the heavy imports wait until input is valid
 
     record = RunRecord()
     try:
@@ -170,7 +170,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
 
 def format_report(record: object) -> str:
     """The seed post's table, with the plaintext yardsticks and timings beside it."""
-    from fedviz.summary import RunRecord
+    from fedviz.report.summary import RunRecord
 
     assert isinstance(record, RunRecord) and record.config is not None and record.finished is not None
     c, f = record.config, record.finished

@@ -21,8 +21,8 @@ from phe.paillier import EncryptedNumber
 
 from fedviz import model
 from fedviz.config import Config, GradientMode
-from fedviz.crypto import PublicParams, ServerKeys, add, encrypt_with
-from fedviz.encoding import Codec
+from fedviz.crypto.encoding import Codec
+from fedviz.crypto.keys import PublicParams, ServerKeys, add, encrypt_with
 
 SERVER_NAME = "Server"
 

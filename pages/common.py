@@ -20,7 +20,6 @@ from typing import Any
 
 import streamlit as st
 
-from fedviz.attacks import Observations
 from fedviz.config import (
     ENCODINGS,
     GRADIENT_MODES,
@@ -34,12 +33,13 @@ from fedviz.config import (
     Config,
     parse_number,
 )
+from fedviz.engines.inprocess import preflight, run
 from fedviz.errors import ConfigError, FedvizError, TrainingDiverged
 from fedviz.events import Event, FederatedRound, KeysGenerated, LocalRound, PhaseStarted, RunFinished
+from fedviz.privacy.attacks import Observations
 from fedviz.protocol import Server
-from fedviz.summary import RunRecord
-from fedviz.training import preflight, run
-from fedviz.transcript import Transcript
+from fedviz.report.summary import RunRecord
+from fedviz.report.transcript import Transcript
 
 PAGES = Path(__file__).resolve().parent
 TRAINING_PAGE, RING_PAGE, PRIVACY_PAGE = (

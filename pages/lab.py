@@ -1,5 +1,5 @@
 """The privacy lab's sections: what curious parties and coalitions learn from a run.
-Drawing only; every inference is computed by `fedviz.attacks`."""
+Drawing only; every inference is computed by `fedviz.privacy.attacks`."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from fedviz import attacks
-from fedviz.charts import REFERENCE, colour
+from fedviz.crypto.encoding import PHE_EXPONENT, make_codec
 from fedviz.data import FEATURES, split
-from fedviz.encoding import PHE_EXPONENT, make_codec
+from fedviz.privacy import attacks
+from fedviz.report.charts import REFERENCE, colour
 from pages.common import RunState, number_table, round_slider
 from pages.diagrams import ring_dot
 

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from fedviz.attacks import alternative_split, difference_attack
 from fedviz.config import Config
 from fedviz.data import FEATURES
+from fedviz.privacy.attacks import alternative_split, difference_attack
 from pages import common, lab
 
 st.title("Privacy: what the ring protects, and what it does not")

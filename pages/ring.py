@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from fedviz.crypto.encoding import FRACTION_BITS, PackedCodec, make_codec
 from fedviz.data import FEATURES
-from fedviz.encoding import FRACTION_BITS, PackedCodec, make_codec
 from fedviz.events import RingHop
 from pages import common
 from pages.diagrams import prefix, ring_dot

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from fedviz.charts import empty_figure, mse_figure, split_figure, y_range_for
 from fedviz.config import Config
 from fedviz.data import split
-from fedviz.estimate import estimate_seconds
 from fedviz.events import Event, FederatedRound, KeysGenerated, LocalRound, RunFinished
+from fedviz.report.charts import empty_figure, mse_figure, split_figure, y_range_for
+from fedviz.report.estimate import estimate_seconds
 from pages import common
 
 REDRAW_S = 0.1  # least time between two live redraws of the charts (phase ends always draw)

@@ -8,8 +8,8 @@ from functools import cache
 import pytest
 
 from fedviz.config import Config
+from fedviz.engines.inprocess import run
 from fedviz.events import Event
-from fedviz.training import run
 
 
 @cache

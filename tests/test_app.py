@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from fedviz.training import preflight
+from fedviz.engines.inprocess import preflight
 
 APP = "../app.py"
 TIMEOUT = 120

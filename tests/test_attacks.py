@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 from conftest import of_type
 
-from fedviz import attacks
 from fedviz.config import Config
+from fedviz.crypto.encoding import PHE_EXPONENT, make_codec
 from fedviz.data import split
-from fedviz.encoding import PHE_EXPONENT, make_codec
+from fedviz.engines.inprocess import run
 from fedviz.events import RingHop
+from fedviz.privacy import attacks
 from fedviz.protocol import Server
-from fedviz.training import run
 
 RNG = np.random.default_rng(7)
 

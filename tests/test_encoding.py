@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from phe import paillier
 
-from fedviz.encoding import (
+from fedviz.crypto.encoding import (
     FRACTION_BITS,
     MAX_SCALABLE,
     MIN_INTEGER_BITS,

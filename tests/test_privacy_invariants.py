@@ -12,15 +12,15 @@ import pytest
 from conftest import of_type
 from phe.paillier import EncryptedNumber, PaillierPrivateKey
 
-from fedviz import obfuscators
 from fedviz.config import Config
-from fedviz.crypto import ServerKeys
+from fedviz.crypto import obfuscators
+from fedviz.crypto.encoding import PHE_EXPONENT, make_codec
+from fedviz.crypto.keys import ServerKeys
+from fedviz.crypto.pool import Prefetcher
 from fedviz.data import split
-from fedviz.encoding import PHE_EXPONENT, make_codec
+from fedviz.engines.inprocess import run
 from fedviz.events import HospitalGradients, RingHop
-from fedviz.pool import Prefetcher
 from fedviz.protocol import Hospital, Ring, RingMessage, Server, hospitals_for
-from fedviz.training import run
 
 SKIP = (
     types.ModuleType,

@@ -4,7 +4,7 @@ import pytest
 from conftest import of_type
 
 from fedviz.events import RunFinished
-from fedviz.summary import RunRecord
+from fedviz.report.summary import RunRecord
 
 
 def test_record_keeps_histories_table_and_json(events):

@@ -5,8 +5,9 @@ import pytest
 from conftest import of_type
 
 from fedviz.config import Config
+from fedviz.crypto.encoding import from_fixed, to_fixed
 from fedviz.data import split
-from fedviz.encoding import from_fixed, to_fixed
+from fedviz.engines.inprocess import run
 from fedviz.errors import TrainingDiverged
 from fedviz.events import (
     FederatedRound,
@@ -19,7 +20,6 @@ from fedviz.events import (
     RunFinished,
     RunStarted,
 )
-from fedviz.training import run
 
 SEED_LOCAL = (3933.78, 4176.48, 3795.95)
 SEED_FEDERATED = (3695.77, 3855.14, 3598.63)
@@ -183,7 +183,7 @@ def test_real_key_sizes_run_for_both_encodings(encoding):
 
 
 def test_the_estimate_grows_with_the_work():
-    from fedviz.estimate import estimate_seconds
+    from fedviz.report.estimate import estimate_seconds
 
     base = estimate_seconds(Config())
     assert (

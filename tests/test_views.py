@@ -7,13 +7,13 @@ import numpy as np
 from conftest import of_type
 from phe.paillier import EncryptedNumber, PaillierPublicKey
 
-from fedviz.charts import empty_figure, mse_figure, y_range_for
 from fedviz.config import Config
-from fedviz.encoding import make_codec
+from fedviz.crypto.encoding import make_codec
+from fedviz.engines.inprocess import run
 from fedviz.events import HospitalGradients, RingHop
 from fedviz.protocol import RingMessage, Server
-from fedviz.training import run
-from fedviz.transcript import Transcript
+from fedviz.report.charts import empty_figure, mse_figure, y_range_for
+from fedviz.report.transcript import Transcript
 
 
 def test_transcript_keeps_first_rounds_and_the_last_within_budget(events):

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from phe.paillier import EncryptedNumber
 
-from fedviz.encoding import Codec
+from fedviz.crypto.encoding import Codec
 from fedviz.events import Event, FederatedRound, HospitalGradients, RingHop, RunStarted
 from fedviz.protocol import RingMessage, Server
 

@@ -14,8 +14,8 @@ from functools import lru_cache
 import gmpy2
 
 from fedviz.config import SECURITY_BITS, Config
-from fedviz.pool import default_workers
-from fedviz.training import planned_codec
+from fedviz.crypto.pool import default_workers
+from fedviz.engines.inprocess import planned_codec
 
 KEYGEN_S = {1024: 0.01, 2048: 0.06, 3072: 0.3, 4096: 1.2}
 """Typical phe key generation time (prime search varies a lot around these)."""

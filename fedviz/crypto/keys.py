@@ -5,7 +5,7 @@ Invariants:
   holds public values only. `ServerKeys` refuses to be pickled or copied, so the key
   cannot be serialised by accident (e.g. into a process pool or a cache).
 - Ciphertexts are phe `EncryptedNumber`s built as (1 + m*n) * obfuscator mod n**2 with a
-  fresh obfuscator each (see `fedviz.obfuscators`), so their `ciphertext(False)` is already
+  fresh obfuscator each (see `fedviz.crypto.obfuscators`), so their `ciphertext(False)` is already
   randomised and phe never re-obfuscates.
 """
 

@@ -24,8 +24,9 @@ import numpy as np
 
 from fedviz import model
 from fedviz.config import Config
+from fedviz.crypto.encoding import PackedCodec, PerValueCodec, make_codec
+from fedviz.crypto.pool import Prefetcher, shared_pool, warm
 from fedviz.data import FEATURES, Split, split
-from fedviz.encoding import PackedCodec, PerValueCodec, make_codec
 from fedviz.errors import EncodingOverflow, TrainingDiverged
 from fedviz.events import (
     Ciphertext,
@@ -41,7 +42,6 @@ from fedviz.events import (
     RunStarted,
     Timings,
 )
-from fedviz.pool import Prefetcher, shared_pool, warm
 from fedviz.protocol import Hospital, Ring, Server, hospitals_for
 
 PoolChoice = ProcessPoolExecutor | None | Literal["shared"]

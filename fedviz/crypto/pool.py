@@ -3,7 +3,7 @@
 Invariants:
 - The pool only ever receives public values (n, hs, exponent length, a count); private
   keys never cross into it, so one pool may serve every session of a dashboard.
-- Workers start from a fork server that preloads only `fedviz.obfuscators` (gmpy2 and the
+- Workers start from a fork server that preloads only `fedviz.crypto.obfuscators` (gmpy2 and the
   standard library), never from a fork of a multi-threaded web server.
 - Scripts that run training must guard their entry point with `if __name__ == "__main__":`
   (multiprocessing's rule for non-fork start methods); `python -m ...` entry points need not.
@@ -20,8 +20,8 @@ import threading
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 
-from fedviz import obfuscators
-from fedviz.crypto import PublicParams
+from fedviz.crypto import obfuscators
+from fedviz.crypto.keys import PublicParams
 
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
@@ -37,7 +37,7 @@ def shared_pool() -> ProcessPoolExecutor:
     with _lock:
         if _pool is None or getattr(_pool, "_broken", False):
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["fedviz.obfuscators"])
+            context.set_forkserver_preload(["fedviz.crypto.obfuscators"])
             _pool = ProcessPoolExecutor(max_workers=default_workers(), mp_context=context)
             atexit.register(_pool.shutdown, wait=False, cancel_futures=True)
         return _pool
