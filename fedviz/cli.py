@@ -1,20 +1,26 @@
 """`python -m fedviz`: run the experiment from a terminal.
 
 Contract (other tools depend on it): bad input prints one line `error: ...` on stderr and
-exits 2; a failed run (divergence) prints one line `error: ...` and exits 1; warnings go to
-stderr; with `--json` the last line of stdout is one JSON object (`RunRecord.summary()`).
-Never a traceback for anything the user can cause.
+exits 2; a run that fails (divergence, with the largest learning rate predicted to work, or
+any unexpected error) or is interrupted prints one line `error: ...` and exits 1; warnings
+go to stderr; with `--json` the last line of stdout is one JSON object
+(`RunRecord.summary()`: valid JSON, non-finite numbers as null, `status` finished / failed /
+interrupted, `error`, `rounds_completed`), printed for failed and interrupted runs too.
+Never a traceback, whatever happens (a reader that closes stdout early ends the run quietly).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
 from fedviz.config import ENCODINGS, GRADIENT_MODES, KEY_LENGTHS, OBFUSCATORS, Config, parse_number
-from fedviz.errors import ConfigError, FedvizError
+from fedviz.errors import ConfigError, FedvizError, TrainingDiverged
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -131,8 +137,23 @@ def _use_pool(text: str) -> bool:
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Run the command line; returns the exit status (never raises but SystemExit)."""
     out = out or sys.stdout
     err = err or sys.stderr
+    try:
+        return _main(argv, out, err)
+    except KeyboardInterrupt:
+        _say(err, "error: interrupted")
+        return EXIT_FAILED
+    except BrokenPipeError:  # the reader went away (`| head`): nothing left to tell it
+        _discard_stdout()
+        return EXIT_FAILED
+    except Exception as exc:  # never a traceback, even for a bug
+        _say(err, f"error: {_unexpected(exc)}")
+        return EXIT_FAILED
+
+
+def _main(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
     parser = build_parser()
     assert isinstance(parser, _Parser)
     parser.err = err
@@ -141,31 +162,96 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         config = config_from(args)
         use_pool = _use_pool(args.workers)
     except ConfigError as exc:
-        err.write(f"error: {exc}\n")
+        _say(err, f"error: {exc}")
         return EXIT_BAD_INPUT
     for warning in config.warnings():
-        err.write(f"warning: {warning}\n")
+        _say(err, f"warning: {warning}")
 
     from fedviz.engines.inprocess import run
     from fedviz.report.summary import RunRecord  # the heavy imports wait until input is valid
 
     record = RunRecord()
     try:
+        if use_pool:
+            _start_pool_quietly()
         for event in run(config, pool="shared" if use_pool else None):
             record.add(event)
+    except TrainingDiverged as exc:
+        record.fail(f"{exc}{_at_most(config)}")
     except FedvizError as exc:
-        err.write(f"error: {exc}\n")
-        if args.json:
-            out.write(record.to_json() + "\n")
-        return EXIT_FAILED
+        record.fail(str(exc))
     except KeyboardInterrupt:
-        err.write("error: interrupted\n")
-        return EXIT_FAILED
+        record.interrupt()
+    except Exception as exc:
+        record.fail(_unexpected(exc))
+    if record.error is not None:
+        _say(err, f"error: {record.error}")
+    elif record.interrupted:
+        _say(err, "error: interrupted")
     if args.json:
         out.write(record.to_json() + "\n")
-    else:
+    elif record.finished is not None:
         out.write(format_report(record) + "\n")
-    return 0
+    out.flush()
+    return 0 if record.finished is not None else EXIT_FAILED
+
+
+def _at_most(config: Config) -> str:
+    """The end of a divergence's error line: ", at most 0.024", the largest learning rate
+    predicted to work; "" if that is not smaller than the configured one (or the search
+    itself fails or is interrupted)."""
+    from fedviz.advice import format_rate, largest_stable_learning_rate
+
+    try:
+        best = largest_stable_learning_rate(config)
+    except (Exception, KeyboardInterrupt):
+        return ""
+    return f", at most {format_rate(best)}" if 0 < best < config.learning_rate else ""
+
+
+def _unexpected(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return (
+        f"unexpected failure ({type(exc).__name__}: {text})"
+        if text
+        else f"unexpected failure ({type(exc).__name__})"
+    )
+
+
+def _say(stream: TextIO, line: str) -> None:
+    """One line on stderr, at once; a closed stderr is not worth a traceback."""
+    try:
+        stream.write(line + "\n")
+        stream.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush of what is still buffered
+    does not fail again (Python's documented way to handle EPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _start_pool_quietly() -> None:
+    """Start the shared pool's workers with Ctrl-C ignored. The fork server and every worker
+    it forks keep that disposition, so Ctrl-C interrupts only this process, which says so in
+    one line, instead of each idle worker printing a KeyboardInterrupt traceback. (A Ctrl-C
+    within this moment is ignored.)"""
+    from fedviz.crypto.pool import shared_pool, warm
+
+    if threading.current_thread() is not threading.main_thread():
+        warm(shared_pool())
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        warm(shared_pool())
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def format_report(record: object) -> str:

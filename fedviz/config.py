@@ -3,15 +3,20 @@
 Invariant: a `Config` that exists is valid. Every check raises `ConfigError`, whose message
 names the field, the value and what is allowed; warnings (allowed but weak choices) are
 returned by `Config.warnings()`, never raised.
+
+User text becomes numbers only through `parse_number`, whose `ConfigError`s quote the text as
+typed; `label` and `allowed` give each setting's plain name and allowed values, and
+`ConfigError.plain` the sentence a form shows.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
-from fedviz.errors import ConfigError
+from fedviz.errors import EMPTY, ConfigError
 
 N_PATIENTS = 442
 """Rows in scikit-learn's diabetes data set."""
@@ -64,28 +69,8 @@ class Config:
     obfuscator: Obfuscator = "djn"
 
     def __post_init__(self) -> None:
-        _check_int(
-            "hospitals",
-            self.hospitals,
-            MIN_HOSPITALS,
-            MAX_HOSPITALS,
-            f"a whole number from {MIN_HOSPITALS} to {MAX_HOSPITALS} (each hospital "
-            f"needs at least {MIN_PATIENTS_PER_HOSPITAL} of the {N_TRAIN} training patients)",
-        )
-        if self.key_length not in KEY_LENGTHS or isinstance(self.key_length, bool):
-            raise ConfigError(
-                "key_length", self.key_length, "one of " + ", ".join(str(k) for k in KEY_LENGTHS) + " bits"
-            )
-        lr = self.learning_rate
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-            raise ConfigError("learning_rate", lr, "a finite number greater than 0")
-        _check_int("rounds", self.rounds, 1, MAX_ROUNDS, f"a whole number from 1 to {MAX_ROUNDS}")
-        _check_int("seed", self.seed, 0, 2**32 - 1, "a whole number from 0 to 4294967295")
-        _check_choice("gradient", self.gradient, GRADIENT_MODES)
-        if not isinstance(self.warm_start, bool):
-            raise ConfigError("warm_start", self.warm_start, "true or false")
-        _check_choice("encoding", self.encoding, ENCODINGS)
-        _check_choice("obfuscator", self.obfuscator, OBFUSCATORS)
+        for name in self.__dataclass_fields__:
+            check(name, getattr(self, name))
 
     @property
     def patients_per_hospital(self) -> int:
@@ -119,24 +104,125 @@ class Config:
         return cls(**values)
 
 
-def _check_int(field: str, value: object, low: int, high: int, allowed: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigError(field, value, allowed)
+FIELD_LABELS = {
+    "hospitals": "Hospitals",
+    "key_length": "Key length",
+    "learning_rate": "Learning rate",
+    "rounds": "Rounds",
+    "seed": "Seed",
+    "gradient": "Gradient",
+    "warm_start": "Warm start",
+    "encoding": "Encoding",
+    "obfuscator": "Encryption randomness",
+}
+"""The words a form shows for each setting (the dashboard's control labels)."""
+
+WHOLE_NUMBER_RANGES = {
+    "hospitals": (MIN_HOSPITALS, MAX_HOSPITALS),
+    "rounds": (1, MAX_ROUNDS),
+    "seed": (0, 2**32 - 1),
+}
+WHOLE_NUMBER_FIELDS = ("hospitals", "key_length", "rounds", "seed")
+"""The settings written as whole numbers (`parse_number` refuses '1e3' or '3.5' for them)."""
+
+_ALLOWED = {
+    "hospitals": f"a whole number from {MIN_HOSPITALS} to {MAX_HOSPITALS} (each hospital needs at least "
+    f"{MIN_PATIENTS_PER_HOSPITAL} of the {N_TRAIN} training patients)",
+    "key_length": "one of " + ", ".join(str(k) for k in KEY_LENGTHS) + " bits",
+    "learning_rate": "a finite number greater than 0",
+    "rounds": f"a whole number from 1 to {MAX_ROUNDS}",
+    "seed": f"a whole number from 0 to {2**32 - 1}",
+    "gradient": "one of " + ", ".join(GRADIENT_MODES),
+    "warm_start": "true or false",
+    "encoding": "one of " + ", ".join(ENCODINGS),
+    "obfuscator": "one of " + ", ".join(OBFUSCATORS),
+}
 
 
-def _check_choice(field: str, value: object, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(field, value, "one of " + ", ".join(choices))
+def label(field: str) -> str:
+    """The plain name of a setting: "learning_rate" -> "Learning rate"."""
+    return FIELD_LABELS.get(field, field.replace("_", " ").capitalize())
 
 
-def parse_number(field: str, text: str, kind: type[int] | type[float]) -> int | float:
-    """Turn user text into a number, or raise `ConfigError` naming the field."""
-    cleaned = text.strip().replace("_", "")
+def allowed(field: str) -> str:
+    """What a setting accepts, in words, e.g. "a whole number from 1 to 1000" (KeyError for
+    a name that is not a setting). The same text every `ConfigError` for it carries."""
+    return _ALLOWED[field]
+
+
+def check(field: str, value: object) -> None:
+    """Raise `ConfigError` unless `value` is allowed for the setting `field`."""
+    ok: bool
+    if field in WHOLE_NUMBER_RANGES:
+        low, high = WHOLE_NUMBER_RANGES[field]
+        ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+    elif field == "key_length":
+        ok = isinstance(value, int) and not isinstance(value, bool) and value in KEY_LENGTHS
+    elif field == "learning_rate":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and _positive_float(value)
+    elif field == "warm_start":
+        ok = isinstance(value, bool)
+    else:
+        choices = {"gradient": GRADIENT_MODES, "encoding": ENCODINGS, "obfuscator": OBFUSCATORS}[field]
+        ok = value in choices
+    if not ok:
+        raise ConfigError(field, value, allowed(field))
+
+
+def _positive_float(value: float) -> bool:
     try:
-        if kind is int:
-            return int(cleaned)
+        return math.isfinite(value) and value > 0
+    except OverflowError:  # an int beyond float64
+        return False
+
+
+def parse_number(field: str, text: str, kind: type[int] | type[float] | None = None) -> int | float:
+    """Turn what a user typed into an allowed number, or raise `ConfigError` quoting the text.
+
+    `kind` defaults to int for the whole-number settings and float otherwise. Refused, each
+    with its own words: empty text, text that is not a number, NaN and infinity, for whole
+    numbers '3.5' (not whole) and '1e3' (whole, but written otherwise: "write 1000"), for
+    floats text that underflows to 0 or overflows to infinity, and any value the setting does
+    not allow. Underscores between digits are fine ('1_000').
+    """
+    if kind is None:
+        kind = int if field in WHOLE_NUMBER_FIELDS else float
+    spec = _ALLOWED.get(field, "a whole number" if kind is int else "a number")
+    cleaned = text.strip().replace("_", "")
+    if not cleaned:
+        raise ConfigError(field, text, spec, EMPTY)
+    try:
+        exact = Decimal(cleaned)
+    except InvalidOperation:
+        raise ConfigError(field, text, spec, "is not a number") from None
+    if not exact.is_finite():
+        raise ConfigError(field, text, spec, "is not a finite number")
+    value: int | float
+    if kind is int:
+        if exact.adjusted() > 100:  # int() of '1e999999999' would take forever
+            raise ConfigError(field, text, spec, "is too large")
+        if exact != exact.to_integral_value():
+            raise ConfigError(field, text, spec, "is not a whole number")
+        value = int(exact)
+    else:
         value = float(cleaned)
-    except ValueError:
-        what = "a whole number" if kind is int else "a number"
-        raise ConfigError(field, text, what) from None
+        if value == 0 and exact != 0:
+            raise ConfigError(field, text, spec, "is too small to represent (it would become 0)")
+        if math.isinf(value):
+            raise ConfigError(field, text, spec, "is too large to represent")
+    if field in _ALLOWED:
+        try:
+            check(field, value)
+        except ConfigError:
+            raise ConfigError(field, text, spec) from None
+    if kind is int and not _plain_integer(cleaned):
+        raise ConfigError(field, text, spec, "must be written as a whole number", advice=f"write {value}")
     return value
+
+
+def _plain_integer(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True

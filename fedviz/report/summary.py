@@ -2,14 +2,19 @@
 final table and timings. The CLI and the dashboard's downloads both build on it, so they
 always agree.
 
-It keeps O(rounds x hospitals) floats and no ciphertexts.
+It keeps O(rounds x hospitals) floats and no ciphertexts. Its JSON is always valid JSON:
+non-finite floats (a diverging run's MSE) become null, and `status` says whether the run
+finished, failed (with `error`) or was interrupted, `rounds_completed` how far it got.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+import numpy as np
 
 from fedviz.config import Config
 from fedviz.events import (
@@ -22,6 +27,8 @@ from fedviz.events import (
     RunStarted,
 )
 from fedviz.protocol import hospital_name
+
+Status = Literal["finished", "failed", "interrupted", "running"]
 
 
 @dataclass
@@ -36,6 +43,10 @@ class RunRecord:
     optimum: float | None = None
     keys: KeysGenerated | None = None
     finished: RunFinished | None = None
+    error: str | None = None
+    """Why the run failed, in words (set by whoever ran it); None if it did not fail."""
+    interrupted: bool = False
+    """True if the run was stopped before it finished (Ctrl-C, a Stop button)."""
 
     def add(self, event: Event) -> None:
         if isinstance(event, RunStarted):
@@ -50,6 +61,23 @@ class RunRecord:
             self.federated.append(event.mse)
         elif isinstance(event, RunFinished):
             self.finished = event
+
+    def fail(self, message: str) -> None:
+        """Record that the run failed, and why."""
+        self.error = message
+
+    def interrupt(self) -> None:
+        """Record that the run was stopped before it finished."""
+        self.interrupted = True
+
+    @property
+    def status(self) -> Status:
+        """ "finished", "failed", "interrupted", or "running" while none of these happened."""
+        if self.finished is not None:
+            return "finished"
+        if self.error is not None:
+            return "failed"
+        return "interrupted" if self.interrupted else "running"
 
     @property
     def names(self) -> list[str]:
@@ -84,8 +112,9 @@ class RunRecord:
         return rows
 
     def summary(self) -> dict[str, Any]:
-        """The run as JSON-ready data (the CLI's --json object)."""
+        """The run as JSON-ready data (the CLI's --json object); non-finite floats are None."""
         out: dict[str, Any] = {
+            "status": self.status,
             "config": self.config.to_dict() if self.config else None,
             "patients": list(self.patients),
             "local_mse": list(self.local[-1]) if self.local else [],
@@ -105,11 +134,29 @@ class RunRecord:
         if self.finished is not None:
             out["bytes_per_round"] = self.finished.bytes_per_round
             out["timings_s"] = asdict(self.finished.timings)
-        return out
+        if self.error is not None:
+            out["error"] = self.error
+        safe: dict[str, Any] = json_safe(out)
+        return safe
 
     def to_json(self) -> str:
-        return json.dumps(self.summary(), indent=None, allow_nan=False, default=_finite)
+        return json.dumps(self.summary(), indent=None, allow_nan=False, default=_plain_scalar)
 
 
-def _finite(value: object) -> object:
+def json_safe(value: Any) -> Any:
+    """`value` with every non-finite float (inf, -inf, nan) replaced by None, recursively
+    through dicts, lists and tuples (tuples become lists), so `json.dumps(allow_nan=False)`
+    never fails and the result is standard JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    if isinstance(value, np.generic):
+        return json_safe(value.item())
+    return value
+
+
+def _plain_scalar(value: object) -> object:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
