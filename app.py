@@ -1,4 +1,5 @@
-"""fedviz dashboard entry point: page config, the shared sidebar controls, navigation.
+"""fedviz dashboard entry point: page config, the shared sidebar controls, navigation, and
+the run banner every page shows while this session's run is in flight.
 
 Run with `scripts/run.sh` (or `python -m streamlit run app.py`).
 
@@ -7,33 +8,34 @@ processes re-import this entry script (multiprocessing's forkserver rule), and f
 must be a cheap no-op, not a second dashboard.
 """
 
+from pathlib import Path
+
+FAVICON = Path(__file__).resolve().parent / "static" / "favicon.png"
+
 
 def main() -> None:
     import streamlit as st
 
-    from fedviz.crypto.pool import shared_pool, warm
-    from pages import common
+    from fedviz.crypto.pool import start_forkserver
+    from pages import common, controls, session
 
     st.set_page_config(
-        page_title="fedviz · federated learning with Paillier", page_icon=":material/lock:", layout="wide"
+        page_title="fedviz · federated learning with Paillier", page_icon=str(FAVICON), layout="wide"
     )
-    if "pool_warmed" not in st.session_state:  # start the obfuscator workers before the first Run
-        warm(shared_pool())
-        st.session_state["pool_warmed"] = True
+    st.cache_resource(start_forkserver)()  # once per server process; holds nothing secret
+    session.collect()  # a run that ended since the last script run: take in its results
+    training = st.Page(common.TRAINING_PAGE, title="Training", default=True, url_path="training")
     page = st.navigation(
         [
-            st.Page(
-                "pages/training.py",
-                title="Training",
-                icon=":material/monitoring:",
-                default=True,
-                url_path="training",
-            ),
-            st.Page(common.RING_PAGE, title="Ring inspector", icon=":material/sync_lock:", url_path="ring"),
-            st.Page(common.PRIVACY_PAGE, title="Privacy", icon=":material/shield_lock:", url_path="privacy"),
+            training,
+            st.Page(common.RING_PAGE, title="Ring inspector", url_path="ring"),
+            st.Page(common.PRIVACY_PAGE, title="Privacy", url_path="privacy"),
         ]
     )
-    common.sidebar()
+    controls.sidebar()
+    if page.url_path != training.url_path:  # the Training page draws its own, with the charts
+        common.run_banner(page.url_path)
+    common.notices()
     page.run()
 
 

@@ -85,6 +85,18 @@ class RingHop:
 
 
 @dataclass(frozen=True)
+class EncryptionProgress:
+    """A federated round is waiting for encryption randomness: `ready` of `hospitals` have
+    theirs. Yielded only while a round waits (at most every `PROGRESS_EVERY_S`), so a slow
+    round still shows movement; fast runs never see it."""
+
+    round: int
+    ready: int
+    hospitals: int
+    waited_s: float
+
+
+@dataclass(frozen=True)
 class HospitalGradients:
     """Simulation ground truth, not a message: each hospital's own plaintext gradient in
     this round. Only that hospital knows it; the privacy pages use it to score attacks."""
@@ -133,6 +145,7 @@ Event = (
     | PhaseStarted
     | LocalRound
     | KeysGenerated
+    | EncryptionProgress
     | RingHop
     | HospitalGradients
     | FederatedRound

@@ -8,12 +8,15 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from fedviz.config import parse_number
 from fedviz.crypto.encoding import PHE_EXPONENT, make_codec
 from fedviz.data import FEATURES, split
+from fedviz.errors import ConfigError
 from fedviz.privacy import attacks
 from fedviz.report.charts import REFERENCE, colour
-from pages.common import RunState, number_table, round_slider
+from pages.common import number_table, round_slider
 from pages.diagrams import ring_dot
+from pages.session import RunState
 
 SERVER = "Server"
 
@@ -178,7 +181,23 @@ def one_patient(state: RunState) -> None:
     config, obs = state.config, state.observations
     data = split(config.hospitals, config.seed)
     block = data.hospital_X[0]
-    i = st.number_input("Patient of Hospital 1", 0, len(block) - 1, 0, key="lab-patient")
+    text = st.text_input(
+        "Patient of Hospital 1",
+        "0",
+        key="lab-patient",
+        help=f"Which of Hospital 1's {len(block)} patients, 0 to {len(block) - 1}.",
+    )
+    try:
+        i = int(parse_number("patient", text or "", int))
+        if not 0 <= i < len(block):
+            raise ValueError
+    except (ConfigError, ValueError):
+        st.error(
+            f"Patient: {text!r} is not one of Hospital 1's patients — use a whole number from 0 to "
+            f"{len(block) - 1}.",
+            icon=":material/block:",
+        )
+        return
     u = attacks.cumulative_updates(obs.averages, config.learning_rate)
     weights = -u[-1] if len(u) else np.zeros(len(FEATURES))
     x, y = block[int(i)], float(data.hospital_y[0][int(i)])

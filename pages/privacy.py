@@ -9,7 +9,7 @@ import streamlit as st
 from fedviz.config import Config
 from fedviz.data import FEATURES
 from fedviz.privacy.attacks import alternative_split, difference_attack
-from pages import common, lab
+from pages import common, lab, session
 
 st.title("Privacy: what the ring protects, and what it does not")
 st.markdown(
@@ -22,7 +22,7 @@ st.markdown(
 state = common.require_run("This page explains privacy with the numbers of a real run.")
 
 
-def explain_difference(state: common.RunState, label: str, key: str) -> None:
+def explain_difference(state: session.RunState, label: str, key: str) -> None:
     obs = state.observations
     n = obs.hospitals
     r = common.round_slider("Federated round", 1, obs.rounds, f"{key}-round")
@@ -83,16 +83,16 @@ explain_difference(state, f"This run: {config.hospitals} hospitals", "diff")
 
 if config.hospitals >= 3:
     st.markdown("##### The same with 2 hospitals")
-    demo = st.session_state.get("two_demo")
     two = Config(**{**config.to_dict(), "hospitals": 2, "key_length": 1024})
-    fresh = isinstance(demo, common.RunState) and demo.config == two
-    if not fresh and st.button("Run the 2-hospital case (1024-bit keys, a second or less)", key="two-run"):
-        with st.spinner("Running with 2 hospitals…"):
-            demo = common.execute(two, keep=False)
-        st.session_state["two_demo"] = demo
-        common.interrupted_notice()
-    if isinstance(demo, common.RunState) and demo.config == two:
+    demo = session.two_demo()
+    if demo is not None and demo.config == two:
         explain_difference(demo, "2 hospitals, same settings", "two")
+    elif session.running() is None:
+        if st.button("Run the 2-hospital case (1024-bit keys, a second or less)", key="two-run"):
+            session.start(two, purpose="two")
+            st.rerun()
+    else:
+        st.caption("The 2-hospital case can run when the run in progress has ended.")
 
 st.divider()
 lab.coalitions(state)

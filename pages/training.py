@@ -1,8 +1,12 @@
-"""Training page: run local and federated training live, then the results."""
+"""Training page: run local and federated training live, then the results.
+
+The run itself is a background job of this session (`pages.session`): this page starts it,
+and while it runs a fragment redraws progress and charts every `LIVE_EVERY_S` seconds from
+the job's record, so drawing never slows the run and the run survives leaving the page."""
 
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -10,10 +14,9 @@ import streamlit as st
 
 from fedviz.config import Config
 from fedviz.data import split
-from fedviz.events import Event, FederatedRound, KeysGenerated, LocalRound, RunFinished
 from fedviz.report.charts import empty_figure, mse_figure, split_figure, y_range_for
-from fedviz.report.estimate import estimate_seconds
-from pages import common
+from fedviz.report.estimate import human_duration
+from pages import common, controls, session
 
 REDRAW_S = 0.1  # least time between two live redraws of the charts (phase ends always draw)
 
@@ -26,113 +29,110 @@ st.markdown(
     "with no privacy at all."
 )
 
-config = common.current_config()
-run_col, stop_col, pace_col, note_col = st.columns([1, 1, 2, 3], vertical_alignment="center")
-start = run_col.button(
-    "Run",
-    icon=":material/play_arrow:",
-    type="primary",
-    disabled=config is None,
-    width="stretch",
-    help="Generate keys, train locally, then run the encrypted ring.",
-)
-stop_col.button(
-    "Stop",
-    icon=":material/stop:",
-    disabled=not start,
-    width="stretch",
-    help="Stop the run; earlier results stay.",
-)
+config = session.current_config()
+run_col, pace_col, note_col = st.columns([1, 2, 3], vertical_alignment="center")
 pace = pace_col.segmented_control(
     "Pace",
-    list(common.PACES),
-    key=common.widget("pace"),
+    list(controls.PACES),
+    required=True,
     label_visibility="collapsed",
     help="Full speed shows the real speed. Watchable and slow add a pause after each round so an audience "
     "can follow the charts; the reported timings never include it.",
+    **controls.bind("pace"),
 )
-pause = common.PACES.get(pace or "full speed", 0.0)
+pause = controls.pace_seconds()
+session.set_pause(pause)
+ok = True
 if config is not None:
-    seconds = estimate_seconds(config) + config.rounds * pause
+    seconds = common.forecast(config, pause)
     note_col.caption(
-        f"Expected ≈ {seconds:.1f} s"
-        + (f" (with {config.rounds * pause:.1f} s of pauses)" if pause else "")
+        f"Expected ≈ {human_duration(seconds)}"
+        + (f" (with {human_duration(config.rounds * pause)} of pauses)" if pause else "")
         + f" · {config.hospitals} hospitals, {config.key_length}-bit keys"
     )
-if config is None:
+    with note_col:
+        ok = common.confirmed(config, seconds, "training")
+else:
     note_col.error("Fix the settings marked in the sidebar to run.", icon=":material/block:")
-elif config.hospitals == 2:
+if config is not None and config.hospitals == 2:
     note_col.warning("2 hospitals: each can compute the other's gradient exactly.", icon=":material/warning:")
+if run_col.button(
+    "Run",
+    icon=":material/play_arrow:",
+    type="primary",
+    disabled=config is None or not ok,
+    width="stretch",
+    help="Generate keys, train locally, then run the encrypted ring. The run keeps going while you "
+    "look at other pages; Stop ends it.",
+):
+    assert config is not None
+    session.start(config, pause=pause)
 
-notices = st.container()
-with notices:
-    common.interrupted_notice()
-status = st.empty()
-left, right = st.columns(2)
-CHARTS = {
-    "local": (left.empty(), "Local training: each hospital alone"),
-    "federated": (right.empty(), "Federated training: encrypted ring"),
-}
-
-
-def draw_charts(state: common.RunState, key: str, which: tuple[str, ...] = ("local", "federated")) -> None:
-    """The MSE charts (both by default), on one y range so they compare at a glance."""
-    r = state.record
-    yr = y_range_for(*r.local, *r.federated, r.centralized, [r.optimum] if r.optimum is not None else [])
-    for phase in which:
-        slot, title = CHARTS[phase]
-        history = r.local if phase == "local" else r.federated
-        figure = mse_figure(title, r.names, history, state.config.rounds, r.centralized, r.optimum, yr)
-        slot.plotly_chart(figure, key=f"{phase}-{key}")
+common.notices()
 
 
-class LiveView:
-    """Progress on every round; each chart when it changes: on its first and last round and
-    otherwise at most every REDRAW_S seconds. `pause` seconds after each federated round
-    (presentation pace; local rounds are plaintext and instant, and the engine's timings
-    exclude time spent here)."""
+@dataclass(frozen=True)
+class Curves:
+    """What the MSE charts draw, copied out of a record (a live one under its job's lock)."""
 
-    def __init__(self, pause: float) -> None:
-        self.last_draw = 0.0
-        self.draws = 0
-        self.pause = pause
+    names: list[str]
+    local: list[tuple[float, ...]]
+    federated: list[tuple[float, ...]]
+    centralized: tuple[float, ...]
+    optimum: float | None
+    rounds: int
 
-    def __call__(self, event: Event, state: common.RunState, elapsed: float) -> None:
-        config = state.config
-        if isinstance(event, (LocalRound, FederatedRound, KeysGenerated, RunFinished)):
-            label = common.where(event, config)
-            status.progress(
-                common.progress(event, config), text=f"{label[0].upper()}{label[1:]} · {elapsed:.1f} s"
-            )
-        which: tuple[str, ...] = ()
-        now = time.perf_counter()
-        if isinstance(event, (LocalRound, FederatedRound)):
-            if event.round in (1, config.rounds) or now - self.last_draw >= REDRAW_S:
-                which = ("local",) if isinstance(event, LocalRound) else ("federated",)
-            if self.pause and isinstance(event, FederatedRound):
-                time.sleep(self.pause)
-        if which:
-            self.draws += 1
-            draw_charts(state, f"live-{self.draws}", which)
-            self.last_draw = now
+    @classmethod
+    def of(cls, state: session.RunState) -> Curves:
+        r = state.record
+        return cls(r.names, list(r.local), list(r.federated), r.centralized, r.optimum, state.config.rounds)
 
 
-if start and config is not None:
-    status.progress(0.0, text=f"Key generation ({config.key_length}-bit Paillier key pair)…")
-    common.execute(config, LiveView(pause))
-    status.empty()
-    with notices:
-        common.interrupted_notice()
+def draw_charts(curves: Curves, key: str) -> None:
+    """Both MSE charts side by side, on one y range so they compare at a glance."""
+    yr = y_range_for(
+        *curves.local,
+        *curves.federated,
+        curves.centralized,
+        [curves.optimum] if curves.optimum is not None else [],
+    )
+    for column, (phase, title) in zip(st.columns(2), CHARTS.items(), strict=True):
+        history = curves.local if phase == "local" else curves.federated
+        figure = mse_figure(
+            title, curves.names, history, curves.rounds, curves.centralized, curves.optimum, yr
+        )
+        column.plotly_chart(figure, key=f"{phase}-{key}")
 
-state = common.last_run()
+
+CHARTS = {"local": "Local training: each hospital alone", "federated": "Federated training: encrypted ring"}
+current = session.running()
+if current is not None and current.purpose == "main":
+
+    @st.fragment(run_every=common.LIVE_EVERY_S)
+    def live() -> None:
+        """Progress and both charts, redrawn at a bounded rate while the run goes on."""
+        now = session.running()
+        if now is None or now.purpose != "main":
+            common.finish_if_done(True)
+            return
+        common.draw_progress(now, "training")
+        with now.job.lock:
+            curves = Curves.of(now.state)
+        draw_charts(curves, "live")
+
+    live()
+    st.stop()
+common.run_banner("training")  # the Privacy page's demo, if that is what runs
+
+state = session.last_run()
 if state is None:
     rounds = config.rounds if config is not None else 50
-    for phase, (slot, title) in CHARTS.items():
-        slot.plotly_chart(empty_figure(title, rounds), key=f"{phase}-empty")
+    for column, (phase, title) in zip(st.columns(2), CHARTS.items(), strict=True):
+        column.plotly_chart(empty_figure(title, rounds), key=f"{phase}-empty")
     st.info("Press **Run** to train: both charts grow here round by round.", icon=":material/monitoring:")
     st.stop()
 
-draw_charts(state, "final")
+draw_charts(Curves.of(state), "final")
 common.stale_notice()
 record = state.record
 finished = record.finished
@@ -159,7 +159,7 @@ c3.metric(
 )
 c4.metric(
     "Run time",
-    f"{state.seconds:.2f} s",
+    human_duration(state.seconds),
     help=f"Key generation {timings.keygen:.3f} s, federated crypto and steps {timings.federated:.3f} s.",
 )
 

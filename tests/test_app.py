@@ -48,16 +48,31 @@ def run_button(at: AppTest):
     return next(b for b in at.button if b.label == "Run")
 
 
-def fast_run(at: AppTest) -> AppTest:
-    at.session_state["w_pace"] = "full speed"
-    run_button(at).click().run()
+def wait(at: AppTest, timeout: float = TIMEOUT) -> AppTest:
+    """Let this session's background run end, then draw the page again (as the live
+    fragment's rerun would in a browser)."""
+    slot = at.session_state["job"] if "job" in at.session_state else None
+    if slot is not None:
+        assert slot.job.join(timeout), "the run did not end"
+    at.run()
     assert not at.exception, at.exception
     return at
 
 
+def set_pace(at: AppTest, pace: str) -> None:
+    at.button_group(key="w_pace").set_value(pace).run()
+
+
+def fast_run(at: AppTest) -> AppTest:
+    set_pace(at, "full speed")
+    run_button(at).click().run()
+    assert not at.exception, at.exception
+    return wait(at)
+
+
 def test_defaults_are_the_posts_and_valid(app: AppTest) -> None:
     assert app.sidebar.selectbox[0].value == 2048
-    assert app.sidebar.number_input[0].value == 3
+    assert sidebar_text(app, "Hospitals").value == "3"
     assert sidebar_text(app, "Learning rate").value == "0.01"
     assert not app.error and not run_button(app).disabled
     assert "Press **Run**" in texts(app.info)
@@ -66,21 +81,60 @@ def test_defaults_are_the_posts_and_valid(app: AppTest) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("abc", "Learning rate: 'abc' is not allowed — use a number."),
-        ("-0.1", "Learning rate: -0.1 is not allowed — use a finite number greater than 0."),
-        ("0.5", "With these settings training would diverge: training diverged in federated round 1"),
+        ("abc", "Learning rate: 'abc' is not a number — use a finite number greater than 0."),
+        ("-0.1", "Learning rate: '-0.1' is not allowed — use a finite number greater than 0."),
+        ("1e-400", "Learning rate: '1e-400' is too small to represent (it would become 0)"),
+        ("", "Learning rate is empty: enter a finite number greater than 0."),
+        ("0.5", "Learning rate 0.5 makes training diverge (federated round 1: the gradients grow beyond"),
     ],
 )
 def test_a_bad_learning_rate_is_refused_next_to_it(app: AppTest, text: str, message: str) -> None:
     sidebar_text(app, "Learning rate").set_value(text).run()
     errors = [e.value for e in app.sidebar.error]
-    assert len(errors) == 1 and errors[0].startswith(message)
+    assert len(errors) == 1 and errors[0].startswith(message), errors
     assert run_button(app).disabled
     assert "Fix the settings" in texts(app.error)
+    assert sidebar_text(app, "Learning rate").value == text  # the user's text stays, never replaced
+
+
+def test_a_diverging_learning_rate_is_told_what_works(app: AppTest) -> None:
+    from fedviz.advice import largest_stable_learning_rate
+    from fedviz.config import Config
+
+    sidebar_text(app, "Learning rate").set_value("0.5").run()
+    best = largest_stable_learning_rate(Config(learning_rate=0.5))
+    assert app.sidebar.error[0].value.endswith(f"Use at most {best:g}.")
+    sidebar_text(app, "Learning rate").set_value(f"{best:g}").run()
+    assert not app.sidebar.error and not run_button(app).disabled
+
+
+@pytest.mark.parametrize(
+    ("field", "text", "message"),
+    [
+        ("Hospitals", "79", "Hospitals: '79' is not allowed — use a whole number from 2 to 78"),
+        ("Hospitals", "1", "Hospitals: '1' is not allowed — use a whole number from 2 to 78"),
+        ("Hospitals", "-3", "Hospitals: '-3' is not allowed"),
+        ("Hospitals", "", "Hospitals is empty: enter a whole number from 2 to 78"),
+        ("Rounds", "0", "Rounds: '0' is not allowed — use a whole number from 1 to 1000"),
+        ("Rounds", "1001", "Rounds: '1001' is not allowed"),
+        ("Seed", "1e3", "Seed: '1e3' must be written as a whole number — write 1000."),
+        ("Seed", "", "Seed is empty: enter a whole number from 0 to 4294967295"),
+    ],
+)
+def test_an_out_of_range_number_is_refused_not_replaced(
+    app: AppTest, field: str, text: str, message: str
+) -> None:
+    sidebar_text(app, field).set_value(text).run()
+    errors = [e.value for e in app.sidebar.error]
+    assert len(errors) == 1 and errors[0].startswith(message), errors
+    assert run_button(app).disabled
+    assert sidebar_text(app, field).value == text
+    assert app.session_state["config"] is None  # nothing silently used instead
+    assert "Expected ≈" not in texts(app.caption)  # no forecast for a run that cannot start
 
 
 def test_weak_choices_warn_in_the_sidebar(app: AppTest) -> None:
-    app.sidebar.number_input[0].set_value(2).run()
+    sidebar_text(app, "Hospitals").set_value("2").run()
     app.sidebar.selectbox[0].set_value(1024).run()
     warnings = texts(app.sidebar.warning)
     assert "2 hospitals are not private" in warnings and "80-bit security" in warnings
@@ -105,7 +159,7 @@ def test_a_run_fills_the_table_with_the_seed_numbers_and_survives_page_switches(
     ciphertext = app.code[0].value
     assert ciphertext.isdigit() and len(ciphertext) > 1000
     assert [m.value for m in app.metric][:3] == ["Enc(g1)", "1", "512"]
-    assert app.sidebar.number_input[0].value == 3  # controls kept across pages
+    assert sidebar_text(app, "Hospitals").value == "3"  # controls kept across pages
 
     app.switch_page("pages/privacy.py").run()
     assert not app.exception
@@ -117,19 +171,19 @@ def test_a_run_fills_the_table_with_the_seed_numbers_and_survives_page_switches(
 
 def test_changing_a_control_marks_results_stale_without_erasing_them(app: AppTest) -> None:
     fast_run(app)
-    app.sidebar.number_input[0].set_value(4).run()
+    sidebar_text(app, "Hospitals").set_value("4").run()
     assert "Settings changed since this run" in texts(app.info)
     assert len(app.dataframe[0].value) == 3  # still the 3-hospital results
 
 
 def test_a_failed_run_says_why_and_keeps_the_previous_results(app: AppTest, monkeypatch) -> None:
     fast_run(app)
-    import pages.common
+    import pages.controls
 
-    monkeypatch.setattr(pages.common, "preflight", lambda config: None)  # let a diverging run start
+    monkeypatch.setattr(pages.controls, "preflight", lambda config: None)  # let a diverging run start
     sidebar_text(app, "Learning rate").set_value("5").run()
     run_button(app).click().run()
-    assert not app.exception
+    wait(app)
     assert "The run stopped: training diverged in federated round 1" in texts(app.error)
     assert "previous results are kept" in texts(app.error)
     assert [round(v, 2) for v in app.dataframe[0].value["Local MSE"]] == [3933.78, 4176.48, 3795.95]
@@ -140,7 +194,7 @@ def test_ring_and_privacy_pages_offer_a_run_before_any(app: AppTest) -> None:
     assert "No run yet in this session" in texts(app.info)
     offer = next(b for b in app.button if b.label.startswith("Run now"))
     offer.click().run()
-    assert not app.exception
+    wait(app)
     assert app.code[0].value.isdigit()
 
 
@@ -148,7 +202,7 @@ def test_the_two_hospital_case_is_exact(app: AppTest) -> None:
     fast_run(app)
     app.switch_page("pages/privacy.py").run()
     next(b for b in app.button if b.label.startswith("Run the 2-hospital case")).click().run()
-    assert not app.exception
+    wait(app)
     exposed = texts(app.error)
     assert "Exposed: Hospital 2's gradient comes back exactly" in exposed
     diff = app.dataframe[1].value["difference"].abs().max()
@@ -181,7 +235,7 @@ def test_privacy_lab_sections_use_the_runs_numbers(app: AppTest) -> None:
     assert patient.value["difference"].abs().max() < 1e-9
 
     app.session_state["lab-coalition"] = ["Hospital 1"]
-    app.number_input(key="lab-patient").set_value(7)
+    app.text_input(key="lab-patient").set_value("7")
     app.run()
     assert not app.exception
     assert "This coalition recovers no other hospital's gradient" in texts(app.success)
@@ -207,7 +261,7 @@ def test_ring_page_shows_one_ciphertext_per_value_with_the_agreed_exponent(app: 
 
 
 def test_a_one_round_run_draws_every_page(app: AppTest) -> None:
-    app.number_input(key="w_rounds").set_value(1)
+    app.text_input(key="w_rounds").set_value("1")
     app.selectbox(key="w_key_length").set_value(1024)
     app.run()
     fast_run(app)
@@ -218,8 +272,8 @@ def test_a_one_round_run_draws_every_page(app: AppTest) -> None:
 
 
 def test_the_largest_ring_draws_every_page(app: AppTest) -> None:
-    app.number_input(key="w_hospitals").set_value(78)
-    app.number_input(key="w_rounds").set_value(3)
+    app.text_input(key="w_hospitals").set_value("78")
+    app.text_input(key="w_rounds").set_value("3")
     app.selectbox(key="w_key_length").set_value(1024)
     app.run()
     fast_run(app)
@@ -227,3 +281,72 @@ def test_the_largest_ring_draws_every_page(app: AppTest) -> None:
     for page in ("pages/ring.py", "pages/privacy.py"):
         app.switch_page(page).run()
         assert not app.exception, (page, app.exception)
+
+
+def job_of(at: AppTest):
+    return at.session_state["job"].job
+
+
+def test_a_run_survives_page_switches_and_shows_progress_everywhere(app: AppTest) -> None:
+    set_pace(app, "slow")
+    run_button(app).click().run()
+    job = job_of(app)
+    app.switch_page("pages/ring.py").run()
+    assert not app.exception
+    assert not job.done  # leaving the page did not end the run
+    assert "A run is in progress" in texts(app.info)
+    bars = app.get("progress")
+    assert bars and any(b.proto.text.startswith(("Local", "Key", "Federated", "Setup")) for b in bars)
+    assert any(b.label == "Stop" for b in app.button)
+    app.switch_page("pages/privacy.py").run()
+    assert not job.done
+    wait(app)
+    assert job.status == "finished"
+    assert "recovers only the **sum** of the other 2 gradients" in texts(app.success)
+    app.switch_page("pages/training.py").run()
+    assert [round(v, 2) for v in app.dataframe[0].value["Local MSE"]] == [3933.78, 4176.48, 3795.95]
+
+
+def test_stop_cancels_the_run_and_keeps_the_previous_results(app: AppTest) -> None:
+    fast_run(app)
+    set_pace(app, "slow")
+    run_button(app).click().run()
+    job = job_of(app)
+    next(b for b in app.button if b.label == "Stop").click().run()
+    assert job.done and job.status == "cancelled" and job.worker_pids() == []
+    warnings = texts(app.warning)
+    assert (
+        "The run was stopped (Stop was pressed)" in warnings and "The previous results are kept." in warnings
+    )
+    assert app.metric[0].value == "3598.62"
+
+
+def test_changing_a_setting_cancels_the_run_in_flight(app: AppTest) -> None:
+    set_pace(app, "slow")
+    run_button(app).click().run()
+    job = job_of(app)
+    sidebar_text(app, "Rounds").set_value("20").run()
+    assert job.done and job.status == "cancelled"
+    assert "The run was stopped (a setting changed)" in texts(app.warning)
+    assert sidebar_text(app, "Rounds").value == "20"
+
+
+def test_changing_the_pace_does_not_cancel_but_retimes_the_run(app: AppTest) -> None:
+    set_pace(app, "slow")
+    run_button(app).click().run()
+    job = job_of(app)
+    set_pace(app, "full speed")
+    assert job.pause == 0.0
+    wait(app)
+    assert job.status == "finished"
+
+
+def test_a_long_run_asks_first(app: AppTest, monkeypatch) -> None:
+    import pages.common
+
+    monkeypatch.setattr(pages.common, "estimate_seconds", lambda config: 1100.0)
+    app.run()
+    assert run_button(app).disabled
+    assert "expected to take about **18 min**" in texts(app.warning)
+    app.checkbox(key="confirm-training").check().run()
+    assert not run_button(app).disabled

@@ -9,6 +9,9 @@ Invariants:
   (multiprocessing's rule for non-fork start methods); `python -m ...` entry points need not.
 - A `Prefetcher` keeps at most `ahead` rounds of work queued; memory stays bounded however
   many rounds a run has, and `close()` cancels what was not yet used.
+- A run's own pool (`run_pool`) has workers at a lower CPU priority than the process that
+  made it, and `terminate` ends them mid-task: a stopped run frees the cores at once, and a
+  heavy run in one session cannot hold workers another session's run waits for.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import multiprocessing
 import os
 import threading
 from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 
 from fedviz.crypto import obfuscators
 from fedviz.crypto.keys import PublicParams
@@ -31,16 +34,64 @@ def default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+WORKER_NICENESS = 5
+"""How much lower than its parent a run pool's workers run (the web server stays responsive)."""
+
+
+def _context() -> multiprocessing.context.ForkServerContext:
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["fedviz.crypto.obfuscators"])
+    return context
+
+
+def start_forkserver() -> None:
+    """Start the fork server now (it imports gmpy2 once), so the first run's workers fork
+    from it at once instead of waiting for it."""
+    from multiprocessing import forkserver
+
+    _context()
+    forkserver.ensure_running()
+
+
 def shared_pool() -> ProcessPoolExecutor:
     """The process-wide pool (created on first use, sized to the cores, shut at exit)."""
     global _pool
     with _lock:
         if _pool is None or getattr(_pool, "_broken", False):
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["fedviz.crypto.obfuscators"])
-            _pool = ProcessPoolExecutor(max_workers=default_workers(), mp_context=context)
+            _pool = ProcessPoolExecutor(max_workers=default_workers(), mp_context=_context())
             atexit.register(_pool.shutdown, wait=False, cancel_futures=True)
         return _pool
+
+
+def run_pool(workers: int | None = None) -> ProcessPoolExecutor:
+    """A pool for one run only, its workers niced; end it with `terminate`."""
+    return ProcessPoolExecutor(
+        max_workers=workers or default_workers(),
+        mp_context=_context(),
+        initializer=os.nice,
+        initargs=(WORKER_NICENESS,),
+    )
+
+
+def worker_pids(pool: ProcessPoolExecutor) -> list[int]:
+    """The pids of a pool's live worker processes."""
+    processes = getattr(pool, "_processes", None) or {}
+    return [p.pid for p in list(processes.values()) if p.pid is not None and p.is_alive()]
+
+
+def terminate(pool: ProcessPoolExecutor, timeout: float = 2.0) -> None:
+    """End a pool now: drop its queue and kill its workers, even mid-task. Afterwards none of
+    its processes is left (waits up to `timeout` s for each, then SIGKILL)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout)
+        if process.is_alive():
+            process.kill()
+            process.join(timeout)
 
 
 def warm(pool: ProcessPoolExecutor) -> None:
@@ -82,6 +133,19 @@ class Prefetcher:
                 [self._pool.submit(obfuscators.draw, *self._args) for _ in range(self._parties)]
             )
             self._left -= 1
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` s for the next round's obfuscators; True when all are ready."""
+        if self._pool is None or not self._queue:
+            return True
+        _, pending = wait(self._queue[0], timeout=timeout)
+        return not pending
+
+    def ready(self) -> int:
+        """How many parties' obfuscators for the next round are already drawn."""
+        if self._pool is None or not self._queue:
+            return 0
+        return sum(future.done() for future in self._queue[0])
 
     def next_round(self) -> list[list[int]]:
         """One list of obfuscators per hospital for the next round (blocks until ready)."""

@@ -1,8 +1,8 @@
 """Local and federated training as one generator of typed events.
 
 Order of a run: RunStarted, ReferenceComputed, PhaseStarted(local), LocalRound x R,
-PhaseStarted(keygen), KeysGenerated, PhaseStarted(federated), then per round the RingHops
-in ring order, HospitalGradients and FederatedRound; finally RunFinished.
+PhaseStarted(keygen), KeysGenerated, PhaseStarted(federated), then per round (EncryptionProgress while it waits for randomness)
+the RingHops in ring order, HospitalGradients and FederatedRound; finally RunFinished.
 
 Invariants:
 - The federated rounds continue from each hospital's local model (the seed post), or start
@@ -16,7 +16,7 @@ Invariants:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Generator
 from concurrent.futures import ProcessPoolExecutor
 from typing import Literal
 
@@ -30,6 +30,7 @@ from fedviz.data import FEATURES, Split, split
 from fedviz.errors import EncodingOverflow, TrainingDiverged
 from fedviz.events import (
     Ciphertext,
+    EncryptionProgress,
     Event,
     FederatedRound,
     HospitalGradients,
@@ -45,6 +46,8 @@ from fedviz.events import (
 from fedviz.protocol import Hospital, Ring, Server, hospitals_for
 
 PoolChoice = ProcessPoolExecutor | None | Literal["shared"]
+PROGRESS_EVERY_S = 0.5
+"""While a round waits for encryption randomness, an `EncryptionProgress` this often."""
 
 
 def reference(config: Config, data: Split) -> ReferenceComputed:
@@ -85,19 +88,27 @@ def preflight(config: Config) -> TrainingDiverged | None:
         codec = planned_codec(config)
         if not config.warm_start:
             _restart(hospitals)
+        limit = codec.max_abs
         with np.errstate(all="ignore"):
             for r in range(1, config.rounds + 1):
-                gradients = [h.gradient() for h in hospitals]
-                for g in gradients:
-                    codec.encode(g)
-                average = np.mean(gradients, axis=0)
+                gradients = np.array([h.gradient() for h in hospitals])
+                # |v| <= max_abs is exactly "codec.encode accepts v" (max_abs is the largest
+                # float that encodes), and NaN fails it as encode does: one vector check.
+                if not np.all(np.abs(gradients) <= limit):
+                    worst = float(np.nanmax(np.abs(gradients)))
+                    return TrainingDiverged(
+                        "federated",
+                        r,
+                        f"a gradient is too large to encode (value {worst:.3g} exceeds ±{limit:.3g})",
+                        eta,
+                        cause="encoding",
+                    )
+                average = gradients.mean(axis=0)
                 for hospital in hospitals:
                     hospital.step(average, eta)
                 _check_finite("federated", r, hospitals, eta)
     except TrainingDiverged as exc:
         return exc
-    except EncodingOverflow as exc:
-        return TrainingDiverged("federated", r, f"a gradient is too large to encode ({exc})", eta)
     return None
 
 
@@ -124,15 +135,23 @@ def _restart(hospitals: list[Hospital]) -> None:
 def _check_finite(phase: str, round_: int, hospitals: list[Hospital], eta: float) -> None:
     for hospital in hospitals:
         if not np.all(np.isfinite(hospital.weights)):
-            raise TrainingDiverged(phase, round_, f"{hospital.name}'s weights are no longer finite", eta)
+            raise TrainingDiverged(
+                phase, round_, f"{hospital.name}'s weights are no longer finite", eta, cause="non-finite"
+            )
 
 
-def run(config: Config, *, pool: PoolChoice = "shared", server: Server | None = None) -> Iterator[Event]:
+def run(
+    config: Config,
+    *,
+    pool: PoolChoice = "shared",
+    server: Server | Callable[[], Server] | None = None,
+) -> Generator[Event, None, None]:
     """Run the experiment, yielding events as it goes.
 
     `pool`: the process pool that draws obfuscators ("shared" for the process-wide one, None
-    to draw inline). `server`: pass one to keep the key holder after the run (e.g. to show
-    what a colluding server could decrypt); by default the run makes its own.
+    to draw inline). `server`: pass one (or a function making one, called at the keygen
+    phase) to keep the key holder after the run, e.g. to show what a colluding server could
+    decrypt; by default the run makes its own.
     """
     started = time.perf_counter()
     executor = shared_pool() if pool == "shared" else pool
@@ -159,13 +178,15 @@ def run(config: Config, *, pool: PoolChoice = "shared", server: Server | None = 
     yield PhaseStarted("keygen", rounds)
     if server is None:
         server = Server(config.key_length, config.obfuscator)
-    elif server.public.public_key.n.bit_length() != config.key_length:
+    elif not isinstance(server, Server):
+        server = server()
+    if server.public.public_key.n.bit_length() != config.key_length:
         raise ValueError("the given server's key length differs from the config")
     dims = len(FEATURES)
     try:
         codec = make_codec(config.encoding, server.public.n, dims, config.hospitals)
     except EncodingOverflow as exc:
-        raise TrainingDiverged("setup", 0, str(exc), eta) from None
+        raise TrainingDiverged("setup", 0, str(exc), eta, cause="encoding") from None
     packed = codec if isinstance(codec, PackedCodec) else None
     yield KeysGenerated(
         bits=config.key_length,
@@ -190,6 +211,8 @@ def run(config: Config, *, pool: PoolChoice = "shared", server: Server | None = 
         yield PhaseStarted("federated", rounds)
         for r in range(1, rounds + 1):
             t = time.perf_counter()
+            while not prefetcher.wait(PROGRESS_EVERY_S):
+                yield EncryptionProgress(r, prefetcher.ready(), config.hospitals, time.perf_counter() - t)
             obfuscators = prefetcher.next_round()
             waited = time.perf_counter() - t
             try:
@@ -197,7 +220,7 @@ def run(config: Config, *, pool: PoolChoice = "shared", server: Server | None = 
                     result = ring.run_round(obfuscators, eta)
             except EncodingOverflow as exc:
                 raise TrainingDiverged(
-                    "federated", r, f"a gradient is too large to encode ({exc})", eta
+                    "federated", r, f"a gradient is too large to encode ({exc})", eta, cause="encoding"
                 ) from None
             _check_finite("federated", r, hospitals, eta)
             mse = tuple(h.test_mse(data.X_test, data.y_test) for h in hospitals)

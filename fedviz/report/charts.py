@@ -30,6 +30,21 @@ def colour(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
 
 
+MAX_POINTS = 250
+"""Points per line at most: longer histories are thinned (first and last round always kept),
+so a redraw costs the same for 50 rounds or 1000."""
+BAND_ABOVE = 10
+"""With more hospitals than this, one band (range and median) replaces a line each."""
+
+
+def thin(length: int, max_points: int = MAX_POINTS) -> list[int]:
+    """Indices 0..length-1 to draw: all of them when few, else evenly spread, ends included."""
+    if length <= max_points:
+        return list(range(length))
+    step = (length - 1) / (max_points - 1)
+    return sorted({round(i * step) for i in range(max_points)})
+
+
 def mse_figure(
     title: str,
     names: Sequence[str],
@@ -39,31 +54,62 @@ def mse_figure(
     optimum: float | None = None,
     y_range: tuple[float, float] | None = None,
 ) -> go.Figure:
-    """Test MSE per hospital per round (one line each) with the plaintext reference lines.
+    """Test MSE per hospital per round with the plaintext reference lines.
 
     `history[r][i]` is hospital i's MSE after round r+1; the x axis spans all `rounds` so the
-    chart grows into a fixed frame while a run is live.
+    chart grows into a fixed frame while a run is live. Up to `BAND_ABOVE` hospitals get a
+    line each; more get one band (lowest to highest MSE) and the median line. At most
+    `MAX_POINTS` points per trace are drawn.
     """
     fig = go.Figure()
-    x = list(range(1, len(history) + 1))
-    show_legend = len(names) <= 10
-    for i, name in enumerate(names):
+    keep = thin(len(history))
+    x = [i + 1 for i in keep]
+    rows = np.array([history[i] for i in keep], dtype=float).reshape(len(keep), len(names))
+    if len(names) <= BAND_ABOVE:
+        for i, name in enumerate(names):
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=rows[:, i].tolist(),
+                    name=name,
+                    mode="lines",
+                    line={"color": colour(i), "width": 2},
+                    hovertemplate=f"{name}<br>round %{{x}}<br>MSE %{{y:.2f}}<extra></extra>",
+                )
+            )
+    elif len(keep):
+        low, mid, high = (np.nanpercentile(rows, q, axis=1).tolist() for q in (0, 50, 100))
+        fig.add_trace(
+            go.Scatter(x=x, y=high, mode="lines", line={"width": 0}, hoverinfo="skip", showlegend=False)
+        )
         fig.add_trace(
             go.Scatter(
                 x=x,
-                y=[row[i] for row in history],
-                name=name,
+                y=low,
                 mode="lines",
-                line={"color": colour(i), "width": 2},
-                showlegend=show_legend,
-                hovertemplate=f"{name}<br>round %{{x}}<br>MSE %{{y:.2f}}<extra></extra>",
+                line={"width": 0},
+                fill="tonexty",
+                fillcolor="rgba(37, 99, 235, 0.18)",
+                name=f"range of {len(names)} hospitals",
+                hoverinfo="skip",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=mid,
+                mode="lines",
+                line={"color": colour(0), "width": 2},
+                name="median hospital",
+                hovertemplate="median hospital<br>round %{x}<br>MSE %{y:.2f}<extra></extra>",
             )
         )
     if centralized:
+        ref = thin(len(centralized))
         fig.add_trace(
             go.Scatter(
-                x=list(range(1, len(centralized) + 1)),
-                y=list(centralized),
+                x=[i + 1 for i in ref],
+                y=[centralized[i] for i in ref],
                 name="pooled data, plaintext GD",
                 mode="lines",
                 line={"color": REFERENCE, "dash": "dot", "width": 2},
@@ -73,7 +119,7 @@ def mse_figure(
     if optimum is not None:
         fig.add_trace(
             go.Scatter(
-                x=[1, rounds],
+                x=[1, max(rounds, 2)],
                 y=[optimum, optimum],
                 name="least-squares optimum",
                 mode="lines",
@@ -83,14 +129,22 @@ def mse_figure(
         )
     fig.update_layout(
         title={"text": title, "font": {"size": 16}},
-        xaxis={"title": "round", "range": [1, max(rounds, 2)]},
+        xaxis={"title": "round", "range": [1, max(rounds, 2)], **round_ticks(rounds)},
         yaxis={"title": "test MSE", "range": list(y_range) if y_range else None},
         legend={"orientation": "h", "y": -0.25},
         margin={"l": 10, "r": 10, "t": 50, "b": 10},
         height=380,
         uirevision=title,  # zoom and legend clicks survive live updates
+        meta={"rounds_drawn": len(history)},
     )
     return fig
+
+
+def round_ticks(rounds: int) -> dict[str, object]:
+    """Whole-number round ticks (a 1- or 2-round axis would otherwise show 1.2, 1.4, ...)."""
+    if rounds <= 10:
+        return {"tickmode": "linear", "tick0": 1, "dtick": 1}
+    return {"tickformat": "d"}
 
 
 def y_range_for(*series: Sequence[float]) -> tuple[float, float]:

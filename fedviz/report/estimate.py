@@ -64,3 +64,20 @@ def estimate_seconds(config: Config, workers: int | None = None) -> float:
     per_round = max(critical, (config.hospitals * cts * obf + critical) / cores)
     per_round += config.hospitals * PER_HOSPITAL_ROUND_S
     return KEYGEN_S[config.key_length] + config.rounds * per_round + 0.05
+
+
+CONFIRM_ABOVE_S = 60.0
+"""Runs forecast to take longer than this ask for confirmation before they start."""
+
+
+def human_duration(seconds: float) -> str:
+    """A duration as people say it: "0.4 s", "42 s", "15 min", "2 h 5 min"."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = seconds / 60
+    if minutes < 90:
+        return f"{minutes:.0f} min"
+    hours, rest = divmod(round(minutes), 60)
+    return f"{hours} h {rest} min" if rest else f"{hours} h"

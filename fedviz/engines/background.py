@@ -1,0 +1,226 @@
+"""A run owned by one client (a dashboard session), executed in a background thread.
+
+The in-process engine is a generator: whoever iterates it does the work. A dashboard must
+not do that in its script thread (a page switch or a rerun would end the run, and drawing
+would slow it). A `Job` iterates it in its own thread instead, folds every event into the
+owner's consumers, and can be cancelled from anywhere.
+
+Invariants:
+- One `Job` is one run. `status` goes "running" -> "finished" | "failed" | "cancelled" and
+  never back; `done` is set after the last consumer call and after the job's processes end.
+- The job's worker processes are its own (`run_pool`): `cancel()` drops its queued work and
+  kills its running work at once. When the thread ends (in any way) none of them is left.
+- Consumers are called in the job's thread, in event order, under `lock`; a reader holding
+  `lock` sees a consistent state. The job keeps no event list: memory is what consumers keep.
+- The `Server` (the private key) is made inside the job, kept only in this object and offered
+  to its owner through `server`; it never reaches the workers, a log or a pickle.
+- `pause` (seconds after each federated round) is presentation only: the engine's timings
+  exclude it, `elapsed` (wall time) includes it. It may be changed while the job runs.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from fedviz.config import Config
+from fedviz.crypto.pool import run_pool, terminate, worker_pids
+from fedviz.engines.inprocess import run
+from fedviz.errors import FedvizError
+from fedviz.events import (
+    EncryptionProgress,
+    Event,
+    FederatedRound,
+    KeysGenerated,
+    LocalRound,
+    PhaseStarted,
+    RunFinished,
+)
+from fedviz.protocol import Server
+
+Status = Literal["running", "finished", "failed", "cancelled"]
+Consumer = Callable[[Event], None]
+
+LOCAL_SHARE = 0.1
+"""Share of the progress bar given to local training (plaintext, fast); keygen is 2 %."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a run stands, for a progress bar: a fraction in [0, 1] and words."""
+
+    fraction: float
+    where: str
+    """e.g. "federated training (round 3 of 50)"."""
+    detail: str = ""
+    """Inside a long round: e.g. "randomness ready for 12 of 78 hospitals"."""
+
+
+def progress_after(event: Event, config: Config, before: Progress) -> Progress:
+    """The progress after `event` (events that say nothing new keep `before`)."""
+    rounds = config.rounds
+    if isinstance(event, LocalRound):
+        return Progress(
+            LOCAL_SHARE * event.round / rounds, f"local training (round {event.round} of {rounds})"
+        )
+    if isinstance(event, PhaseStarted) and event.phase == "keygen":
+        return Progress(LOCAL_SHARE, f"key generation ({config.key_length}-bit Paillier key pair)")
+    if isinstance(event, KeysGenerated):
+        return Progress(LOCAL_SHARE + 0.02, f"federated training (round 1 of {rounds})")
+    if isinstance(event, EncryptionProgress):
+        share = event.ready / event.hospitals
+        return Progress(
+            before.fraction,
+            f"federated training (round {event.round} of {rounds})",
+            f"encryption randomness ready for {event.ready} of {event.hospitals} hospitals "
+            f"({share:.0%}) · this round {event.waited_s:.1f} s so far",
+        )
+    if isinstance(event, FederatedRound):
+        fraction = LOCAL_SHARE + 0.02 + (0.98 - LOCAL_SHARE) * event.round / rounds
+        upcoming = min(event.round + 1, rounds)
+        return Progress(fraction, f"federated training (round {upcoming} of {rounds})")
+    if isinstance(event, RunFinished):
+        return Progress(1.0, "the end of the run")
+    return before
+
+
+class Job:
+    """One run in a background thread: start it, read its progress, cancel it."""
+
+    def __init__(
+        self,
+        config: Config,
+        consumers: Sequence[Consumer] = (),
+        *,
+        pause: float = 0.0,
+        workers: int | None = None,
+        use_pool: bool = True,
+    ) -> None:
+        self.config = config
+        self.pause = pause
+        self.lock = threading.Lock()
+        self._consumers = tuple(consumers)
+        self._workers = workers
+        self._use_pool = use_pool
+        self._cancel = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="fedviz-run", daemon=True)
+        self._pool: ProcessPoolExecutor | None = None
+        self._server: Server | None = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+        self._started = 0.0
+        self._ended: float | None = None
+        self.status: Status = "running"
+        self.error: str | None = None
+        self.reason: str | None = None
+        """Why a cancelled job was cancelled, in words (e.g. "Stop was pressed")."""
+        self.progress = Progress(0.0, "setup")
+        self.first_point_s: float | None = None
+
+    # ------------------------------------------------------------------ control
+
+    def start(self) -> Job:
+        self._started = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def cancel(self, reason: str = "it was stopped") -> None:
+        """Stop now: queued and running work of this job is dropped (safe to call twice, from
+        any thread, also after the job ended)."""
+        if self._done.is_set() or self._cancel.is_set():
+            return
+        self.reason = reason
+        self._cancel.set()
+        pool = self._pool
+        if pool is not None:
+            terminate(pool)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the job to end; True when it has."""
+        return self._done.wait(timeout)
+
+    def cancel_with(self, owner: object, reason: str = "its session ended") -> None:
+        """Cancel this job when `owner` is garbage collected (e.g. a closed session's state).
+        The link is dropped when the job ends, so an ended job is not kept alive by it."""
+        self._finalizer = weakref.finalize(owner, self.cancel, reason)
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    @property
+    def elapsed(self) -> float:
+        """Wall time since start (until the end once done), presentation pauses included."""
+        end = self._ended if self._ended is not None else time.perf_counter()
+        return end - self._started if self._started else 0.0
+
+    @property
+    def server(self) -> Server | None:
+        """The key holder of this run, once its keys exist."""
+        return self._server
+
+    def worker_pids(self) -> list[int]:
+        """The job's live worker processes (empty once it has ended)."""
+        pool = self._pool
+        return worker_pids(pool) if pool is not None else []
+
+    # ------------------------------------------------------------------ the thread
+
+    def _make_server(self) -> Server:
+        self._server = Server(self.config.key_length, self.config.obfuscator)
+        return self._server
+
+    def _main(self) -> None:
+        stream = None
+        try:
+            if self._use_pool:
+                self._pool = run_pool(self._workers)
+                if self._cancel.is_set():  # cancelled before the pool existed
+                    terminate(self._pool)
+            stream = run(self.config, pool=self._pool, server=self._make_server)
+            for event in stream:
+                if self._cancel.is_set():
+                    break
+                self._consume(event)
+                if isinstance(event, FederatedRound) and self.pause > 0:
+                    self._cancel.wait(self.pause)
+        except FedvizError as exc:
+            self._fail(str(exc))
+        except Exception as exc:  # a worker killed by cancel() surfaces here too
+            self._fail(f"unexpected failure ({type(exc).__name__}: {exc})")
+        finally:
+            if stream is not None:
+                stream.close()
+            if self._pool is not None:
+                terminate(self._pool)
+            if self._cancel.is_set():
+                self.status = "cancelled"
+            elif self.status == "running":
+                self.status = "finished"
+            self._ended = time.perf_counter()
+            if self._finalizer is not None:
+                self._finalizer.detach()
+            self._done.set()
+
+    def _consume(self, event: Event) -> None:
+        with self.lock:
+            for consumer in self._consumers:
+                consumer(event)
+            self.progress = progress_after(event, self.config, self.progress)
+            if isinstance(event, FederatedRound) and self.first_point_s is None:
+                self.first_point_s = time.perf_counter() - self._started
+
+    def _fail(self, message: str) -> None:
+        if not self._cancel.is_set():
+            self.status = "failed"
+            self.error = message
+
+    def __repr__(self) -> str:
+        return f"Job({self.status}, {self.progress.where})"

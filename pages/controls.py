@@ -1,0 +1,229 @@
+"""The shared sidebar controls and the session's kept settings.
+
+How a setting is kept (the fix for settings lost under load):
+- `settings` (in session state) is the only source of truth. It changes in one way only: a
+  widget's `on_change` callback, which Streamlit calls when *the user* changed that widget.
+- Before each widget is drawn, its widget state is set from `settings` when they differ. A
+  widget state that Streamlit dropped or re-created (an interrupted rerun, a page switch, a
+  fragment) is therefore restored instead of being copied back as the truth.
+- Every number is typed as text and parsed by the engine's rules: an empty or out-of-range
+  value is refused in words next to its control and disables Run; it is never replaced.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from fedviz.advice import refusal
+from fedviz.config import (
+    ENCODINGS,
+    GRADIENT_MODES,
+    KEY_LENGTHS,
+    MAX_HOSPITALS,
+    MAX_ROUNDS,
+    OBFUSCATORS,
+    SECURITY_BITS,
+    WARN_1024_BITS,
+    WARN_TWO_HOSPITALS,
+    Config,
+    parse_number,
+)
+from fedviz.engines.inprocess import preflight
+from fedviz.errors import ConfigError
+from pages import session
+
+PACES = {"full speed": 0.0, "watchable": 0.02, "slow": 0.15}
+"""Presentation pauses after each federated round (seconds): the UI's, never the engine's;
+reported timings exclude them."""
+TEXT_FIELDS = ("hospitals", "learning_rate", "rounds", "seed")
+"""Settings typed as text (parsed, so a bad value is refused in words, never clamped)."""
+_defaults = Config()
+DEFAULTS: dict[str, Any] = {
+    **_defaults.to_dict(),
+    **{name: f"{getattr(_defaults, name):g}" for name in TEXT_FIELDS},
+    "pace": "watchable",
+}
+ENCODING_LABELS = {
+    "packed": "packed (11 values per ciphertext, fast)",
+    "per-value": "per value (one ciphertext each, as in the post)",
+}
+OBFUSCATOR_LABELS = {"djn": "DJN short exponent (fast)", "standard": "standard r^n (phe's own)"}
+PRIVACY_PAGE = "pages/privacy.py"
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def settings() -> dict[str, Any]:
+    """The kept settings of this session (created with the post's defaults)."""
+    kept: dict[str, Any] = st.session_state.setdefault("settings", dict(DEFAULTS))
+    for name, value in DEFAULTS.items():
+        kept.setdefault(name, value)
+    return kept
+
+
+def _store(name: str) -> None:
+    """on_change: the user changed this widget; its value becomes the setting."""
+    settings()[name] = st.session_state[f"w_{name}"]
+
+
+def bind(name: str) -> dict[str, Any]:
+    """Widget arguments that show setting `name` and keep the user's changes to it."""
+    key = f"w_{name}"
+    value = settings()[name]
+    if key not in st.session_state or st.session_state[key] != value:
+        st.session_state[key] = value
+    return {"key": key, "on_change": _store, "args": (name,)}
+
+
+def reset() -> None:
+    st.session_state["settings"] = dict(DEFAULTS)
+
+
+def pace_seconds() -> float:
+    return PACES.get(settings()["pace"], 0.0)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _divergence(config: Config) -> str | None:
+    """Why the learning rate is refused, if the plaintext protocol predicts divergence, and
+    what would work (public data only, so the cache may be shared)."""
+    problem = preflight(config)
+    return None if problem is None else refusal(config, problem)
+
+
+def validate(values: dict[str, Any]) -> tuple[Config | None, dict[str, str]]:
+    """The config the settings describe, or None and a message per refused field."""
+    errors: dict[str, str] = {}
+    numbers: dict[str, int | float] = {}
+    for name in TEXT_FIELDS:
+        kind = float if name == "learning_rate" else int
+        try:
+            numbers[name] = parse_number(name, str(values[name]), kind)
+        except ConfigError as exc:
+            errors[name] = exc.plain
+    if errors:
+        return None, errors
+    try:
+        config = Config(
+            hospitals=int(numbers["hospitals"]),
+            key_length=int(values["key_length"]),
+            learning_rate=float(numbers["learning_rate"]),
+            rounds=int(numbers["rounds"]),
+            seed=int(numbers["seed"]),
+            gradient=values["gradient"],
+            warm_start=bool(values["warm_start"]),
+            encoding=values["encoding"],
+            obfuscator=values["obfuscator"],
+        )
+    except ConfigError as exc:
+        return None, {exc.field: exc.plain}
+    problem = _divergence(config)
+    if problem is not None:
+        return None, {"learning_rate": problem}
+    return config, {}
+
+
+# --------------------------------------------------------------------------- the sidebar
+
+
+def _error(container: Any, errors: dict[str, str], name: str) -> None:
+    if name in errors:
+        container.error(errors[name], icon=":material/block:")
+
+
+def sidebar() -> Config | None:
+    """Draw the shared controls; store and return the validated config (None if refused)."""
+    values = settings()
+    config, errors = validate(values)
+    sb = st.sidebar
+    sb.header("Experiment")
+
+    key_length = sb.selectbox(
+        "Key length",
+        KEY_LENGTHS,
+        format_func=lambda b: f"{b} bits · ≈{SECURITY_BITS[b]}-bit security" + (" ⚠" if b == 1024 else ""),
+        help="Length of the Paillier modulus n: longer keys are harder to break and slower. 2048 bits is "
+        "today's minimum for new systems (NIST).",
+        **bind("key_length"),
+    )
+    if key_length == 1024:
+        sb.warning(WARN_1024_BITS, icon=":material/warning:")
+
+    sb.text_input(
+        "Hospitals",
+        help=f"How many hospitals train together: 2 to {MAX_HOSPITALS} (each keeps at least 5 of the "
+        "392 training patients). At least 3 keep each hospital's gradient private.",
+        **bind("hospitals"),
+    )
+    _error(sb, errors, "hospitals")
+    if config is not None and config.hospitals == 2:
+        sb.warning(WARN_TWO_HOSPITALS, icon=":material/warning:")
+        sb.page_link(PRIVACY_PAGE, label="Why at least 3 hospitals?")
+
+    sb.text_input(
+        "Learning rate",
+        help="Gradient-descent step size η: how far every model moves each round, e.g. 0.01 or 1e-3. "
+        "Too large and training diverges; fedviz checks before running.",
+        **bind("learning_rate"),
+    )
+    _error(sb, errors, "learning_rate")
+
+    advanced = {"rounds", "seed"}
+    with sb.expander("Advanced", expanded=bool(advanced & set(errors))):
+        st.text_input(
+            "Rounds",
+            help=f"Rounds of local training, then as many federated rounds (1 to {MAX_ROUNDS}).",
+            **bind("rounds"),
+        )
+        _error(st, errors, "rounds")
+        st.text_input(
+            "Seed",
+            help="Seed of the shuffle and the test split, 0 to 4294967295 (42 is the post's).",
+            **bind("seed"),
+        )
+        _error(st, errors, "seed")
+        st.radio(
+            "Gradient",
+            GRADIENT_MODES,
+            horizontal=True,
+            help="sum: the post's delta·X. mean: divided by the hospital's patients.",
+            **bind("gradient"),
+        )
+        st.toggle(
+            "Warm start",
+            help="Federated rounds continue from each hospital's local model (the post). "
+            "Off: start from zero, which equals pooled gradient descent.",
+            **bind("warm_start"),
+        )
+        st.selectbox(
+            "Encoding",
+            ENCODINGS,
+            format_func=ENCODING_LABELS.__getitem__,
+            help="How a gradient becomes the numbers that are encrypted: packed puts all 11 values "
+            "in one ciphertext; per value sends one ciphertext each, as the post does.",
+            **bind("encoding"),
+        )
+        st.selectbox(
+            "Encryption randomness",
+            OBFUSCATORS,
+            format_func=OBFUSCATOR_LABELS.__getitem__,
+            help="Each encryption mixes in fresh randomness so equal values look different. DJN is faster "
+            "and adds a short-exponent assumption (see the README); standard relies on Paillier's "
+            "assumption alone.",
+            **bind("obfuscator"),
+        )
+        st.button("Reset to the post's defaults", width="stretch", on_click=reset)
+
+    st.session_state["config"] = config
+    current = session.running()
+    if current is not None and current.purpose == "main" and current.job.config != config:
+        session.cancel("a setting changed")
+    if session.is_stale():
+        sb.caption("The settings differ from the last run's; the results shown are from that run.")
+    return config

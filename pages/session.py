@@ -1,0 +1,171 @@
+"""One browser session's runs: the job in flight, the last finished run, and what to tell
+the user about runs that ended while they looked elsewhere.
+
+Session state (per browser session, never `st.cache_resource`):
+- `job`: the `JobSlot` of the run in flight (or just ended, until `collect` reads it). The
+  run lives in a background thread owned by this session: page switches and reruns do not
+  touch it; only Stop, a changed setting, a new run or the end of the session cancel it.
+- `last_run`: a `RunState` of the last finished main run (its `Server`, holding the private
+  key, stays in this session only and is never rendered).
+- `two_demo`: the Privacy page's 2-hospital run.
+- `notices`: messages about ended runs, shown once on the next page drawn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import streamlit as st
+
+from fedviz.config import Config
+from fedviz.engines.background import Job
+from fedviz.events import Event
+from fedviz.privacy.attacks import Observations
+from fedviz.protocol import Server
+from fedviz.report.estimate import human_duration
+from fedviz.report.summary import RunRecord
+from fedviz.report.transcript import Transcript
+
+Purpose = Literal["main", "two"]
+"""What a run is for: the session's main results, or the Privacy page's 2-hospital demo."""
+
+
+@dataclass
+class RunState:
+    """A run as the pages read it: folded from the event stream by the job's thread."""
+
+    config: Config
+    record: RunRecord = field(default_factory=RunRecord)
+    transcript: Transcript = field(default_factory=Transcript)
+    observations: Observations = field(default_factory=Observations)
+    server: Server | None = None
+    seconds: float = 0.0
+    first_point_s: float | None = None
+
+    def add(self, event: Event) -> None:
+        self.record.add(event)
+        self.transcript.add(event)
+        self.observations.add(event)
+
+    def __repr__(self) -> str:  # never render the server's internals
+        return f"RunState({self.config})"
+
+
+@dataclass
+class JobSlot:
+    """The session's run in flight and what becomes of its result."""
+
+    job: Job
+    state: RunState
+    purpose: Purpose
+
+    def __repr__(self) -> str:
+        return f"JobSlot({self.purpose}, {self.job!r})"
+
+
+class _SessionToken:
+    """Lives exactly as long as this session's state: when Streamlit drops the session, the
+    token is collected and the session's job is cancelled (see `Job.cancel_with`)."""
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def current_config() -> Config | None:
+    config = st.session_state.get("config")
+    return config if isinstance(config, Config) else None
+
+
+def last_run() -> RunState | None:
+    state = st.session_state.get("last_run")
+    return state if isinstance(state, RunState) else None
+
+
+def two_demo() -> RunState | None:
+    state = st.session_state.get("two_demo")
+    return state if isinstance(state, RunState) else None
+
+
+def slot() -> JobSlot | None:
+    value = st.session_state.get("job")
+    return value if isinstance(value, JobSlot) else None
+
+
+def running() -> JobSlot | None:
+    """The session's run in flight, if any."""
+    current = slot()
+    return current if current is not None and not current.job.done else None
+
+
+def is_stale() -> bool:
+    """True when valid settings differ from those of the results on show."""
+    last, config = last_run(), current_config()
+    return last is not None and config is not None and last.config != config
+
+
+# --------------------------------------------------------------------------- running
+
+
+def start(config: Config, purpose: Purpose = "main", pause: float = 0.0) -> JobSlot:
+    """Start a run owned by this session (a run already in flight is cancelled first)."""
+    cancel("a new run was started")
+    collect()  # one that ended unseen still gets its results taken in
+    state = RunState(config)
+    job = Job(config, [state.add], pause=pause)
+    token = st.session_state.setdefault("_token", _SessionToken())
+    job.cancel_with(token)
+    current = JobSlot(job.start(), state, purpose)
+    st.session_state["job"] = current
+    return current
+
+
+def cancel(reason: str) -> None:
+    """Cancel the run in flight, if any, and leave the notice that says so."""
+    current = running()
+    if current is not None:
+        current.job.cancel(reason)
+        current.job.join(5.0)
+        collect()
+
+
+def set_pause(pause: float) -> None:
+    """Change the presentation pace of the run in flight (effective from the next round)."""
+    current = running()
+    if current is not None:
+        current.job.pause = pause
+
+
+def collect() -> None:
+    """Take in a run that has ended: a finished main run replaces `last_run`, a finished demo
+    `two_demo`; a failed or cancelled one leaves a notice and keeps what was there."""
+    current = slot()
+    if current is None or not current.job.done:
+        return
+    del st.session_state["job"]
+    job, state = current.job, current.state
+    kept = " The previous results are kept." if last_run() is not None else ""
+    if job.status == "finished":
+        state.server = job.server
+        state.seconds = job.elapsed
+        state.first_point_s = job.first_point_s
+        st.session_state["last_run" if current.purpose == "main" else "two_demo"] = state
+    elif job.status == "failed":
+        lead = "The run stopped" if "diverged" in (job.error or "") else "The run failed"
+        notify("error", f"{lead}: {job.error}.{kept}")
+    else:
+        notify(
+            "warning",
+            f"The run was stopped ({job.reason}) during {job.progress.where} after "
+            f"{human_duration(job.elapsed)}.{kept}",
+        )
+
+
+def notify(kind: Literal["error", "warning", "info"], text: str) -> None:
+    st.session_state.setdefault("notices", []).append((kind, text))
+
+
+def take_notices() -> list[tuple[str, str]]:
+    """The notices not yet shown (and forget them)."""
+    notices: list[tuple[str, str]] = st.session_state.pop("notices", [])
+    return notices

@@ -1,0 +1,150 @@
+"""Runs as background jobs: same numbers as the generator, cancellation that frees the CPU,
+failures in words, and nothing left running."""
+
+from __future__ import annotations
+
+import gc
+import os
+import time
+
+import pytest
+from conftest import of_type
+
+from fedviz.config import Config
+from fedviz.crypto.pool import run_pool, terminate, worker_pids
+from fedviz.engines.background import Job, Progress, progress_after
+from fedviz.events import EncryptionProgress, FederatedRound, LocalRound, RunFinished
+from fedviz.report.summary import RunRecord
+
+HEAVY = Config(key_length=4096, hospitals=40, encoding="per-value", obfuscator="standard", rounds=3)
+"""Minutes of obfuscator work: long enough that a test can cancel it mid-round."""
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def wait_for(predicate, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_a_job_gives_the_generators_numbers(events) -> None:
+    config = Config(key_length=1024)
+    record = RunRecord()
+    job = Job(config, [record.add]).start()
+    assert job.join(60)
+    assert job.status == "finished" and job.error is None
+    expected = of_type(events(), RunFinished)[0]
+    assert record.finished is not None
+    assert record.finished.local_mse == expected.local_mse
+    assert record.finished.federated_mse == expected.federated_mse
+    assert job.progress.fraction == 1.0
+    assert job.server is not None and job.server.public.n.bit_length() == 1024
+    assert job.first_point_s is not None and 0 < job.first_point_s <= job.elapsed
+    assert job.worker_pids() == []  # its pool ended with it
+
+
+def test_cancel_kills_the_running_work_at_once() -> None:
+    record = RunRecord()
+    job = Job(HEAVY, [record.add]).start()
+    assert wait_for(lambda: len(job.worker_pids()) >= 1 and job.progress.where.startswith("federated"), 60)
+    pids = job.worker_pids()
+    started = time.monotonic()
+    job.cancel("Stop was pressed")
+    assert job.join(10)
+    assert time.monotonic() - started < 5
+    assert job.status == "cancelled" and job.reason == "Stop was pressed" and job.error is None
+    assert not [pid for pid in pids if alive(pid)], "workers still running after cancel"
+    assert record.finished is None and record.federated == []
+    job.cancel("again")  # harmless once ended
+    assert job.reason == "Stop was pressed"
+
+
+def test_a_slow_round_reports_progress_inside_the_round() -> None:
+    seen: list[EncryptionProgress] = []
+    job = Job(HEAVY, [lambda e: seen.append(e) if isinstance(e, EncryptionProgress) else None])
+    job.start()
+    assert wait_for(lambda: len(seen) >= 2, 60)
+    assert "encryption randomness ready for" in job.progress.detail
+    job.cancel("test over")
+    assert job.join(10)
+    assert all(e.round == 1 and e.hospitals == HEAVY.hospitals and 0 <= e.ready <= 40 for e in seen)
+    assert seen[-1].waited_s > seen[0].waited_s
+
+
+def test_a_diverging_run_fails_in_words_and_keeps_its_events() -> None:
+    record = RunRecord()
+    job = Job(Config(key_length=1024, learning_rate=5.0), [record.add]).start()
+    assert job.join(60)
+    assert job.status == "failed"
+    assert job.error is not None and job.error.startswith("training diverged in federated round 1")
+    assert len(record.local) == 50  # the local phase stands
+    assert job.worker_pids() == []
+
+
+def test_a_consumer_that_raises_fails_the_job_not_the_caller() -> None:
+    def broken(event: object) -> None:
+        if isinstance(event, LocalRound) and event.round == 3:
+            raise RuntimeError("a drawing bug")
+
+    job = Job(Config(key_length=1024), [broken]).start()
+    assert job.join(60)
+    assert job.status == "failed" and job.error == "unexpected failure (RuntimeError: a drawing bug)"
+
+
+def test_pause_is_presentation_only() -> None:
+    record = RunRecord()
+    job = Job(Config(key_length=1024, rounds=5), [record.add], pause=0.2).start()
+    assert job.join(60) and job.status == "finished"
+    assert record.finished is not None
+    assert job.elapsed >= 5 * 0.2
+    assert record.finished.timings.federated < 5 * 0.2  # the engine's own clock excludes it
+
+
+def test_the_job_is_cancelled_when_its_owner_goes() -> None:
+    class Owner:
+        pass
+
+    owner = Owner()
+    job = Job(HEAVY).start()
+    job.cancel_with(owner)
+    assert wait_for(lambda: job.worker_pids() != [], 60)
+    del owner
+    gc.collect()
+    assert job.join(10) and job.status == "cancelled" and job.reason == "its session ended"
+
+
+def test_terminate_ends_a_pool_mid_task() -> None:
+    from fedviz.crypto import obfuscators
+
+    pool = run_pool(2)
+    n = (1 << 4095) | 1
+    futures = [pool.submit(obfuscators.draw, n, None, 0, 50) for _ in range(4)]
+    assert wait_for(lambda: len(worker_pids(pool)) == 2)
+    pids = worker_pids(pool)
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    assert wait_for(lambda: all(os.getpriority(os.PRIO_PROCESS, pid) > ours for pid in pids))
+    terminate(pool)
+    assert not [pid for pid in pids if alive(pid)]
+    assert all(f.done() for f in futures)
+
+
+@pytest.mark.parametrize(
+    ("event", "fraction", "where"),
+    [
+        (LocalRound(25, (1.0,)), 0.05, "local training (round 25 of 50)"),
+        (FederatedRound(50, (1.0,), (0.0,), 0, 0, 0), 1.0, "federated training (round 50 of 50)"),
+    ],
+)
+def test_progress_words(event, fraction, where) -> None:
+    p = progress_after(event, Config(), Progress(0.0, "setup"))
+    assert p.fraction == pytest.approx(fraction) and p.where == where
