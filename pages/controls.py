@@ -2,10 +2,13 @@
 
 How a setting is kept (the fix for settings lost under load):
 - `settings` (in session state) is the only source of truth. It changes in one way only: a
-  widget's `on_change` callback, which Streamlit calls when *the user* changed that widget.
-- Before each widget is drawn, its widget state is set from `settings` when they differ. A
-  widget state that Streamlit dropped or re-created (an interrupted rerun, a page switch, a
-  fragment) is therefore restored instead of being copied back as the truth.
+  widget's `on_change` callback, which Streamlit calls when the user changed that widget.
+- Before each widget is drawn, its widget state is set from `settings`, every run. Streamlit
+  sends a keyed widget's value to the browser only in a run that set it; the browser forgets
+  widget values on a page switch and rebuilds the widget from its default ("" for a text
+  box, nothing for a segmented control), and a click can cut short the one run that sent the
+  value. The old code then copied that default back as the setting (Learning rate empty, no
+  pace). Pushing the value every run makes the browser always show, and report, the setting.
 - Every number is typed as text and parsed by the engine's rules: an empty or out-of-range
   value is refused in words next to its control and disables Run; it is never replaced.
 """
@@ -70,11 +73,14 @@ def _store(name: str) -> None:
 
 
 def bind(name: str) -> dict[str, Any]:
-    """Widget arguments that show setting `name` and keep the user's changes to it."""
+    """Widget arguments that show setting `name` and keep the user's changes to it.
+
+    The widget state is set from `settings` on every run, even when Streamlit holds the same
+    value: only a value set this run goes to the browser with `set_value`. Without it, a
+    browser that dropped the widget (a page switch, a rerun cut short by a click) rebuilds it
+    from its built-in default ("" or no selection) and reports that back as a change."""
     key = f"w_{name}"
-    value = settings()[name]
-    if key not in st.session_state or st.session_state[key] != value:
-        st.session_state[key] = value
+    st.session_state[key] = settings()[name]
     return {"key": key, "on_change": _store, "args": (name,)}
 
 

@@ -51,7 +51,7 @@ def run_button(at: AppTest):
 def wait(at: AppTest, timeout: float = TIMEOUT) -> AppTest:
     """Let this session's background run end, then draw the page again (as the live
     fragment's rerun would in a browser)."""
-    slot = at.session_state["job"] if "job" in at.session_state else None
+    slot = at.session_state["job"] if "job" in at.session_state else None  # noqa: SIM401 (no .get here)
     if slot is not None:
         assert slot.job.join(timeout), "the run did not end"
     at.run()
@@ -350,3 +350,68 @@ def test_a_long_run_asks_first(app: AppTest, monkeypatch) -> None:
     assert "expected to take about **18 min**" in texts(app.warning)
     app.checkbox(key="confirm-training").check().run()
     assert not run_button(app).disabled
+
+
+# ------------------------------------------------- settings survive what the browser forgets
+
+
+def browser_report(at: AppTest):
+    """What a browser that rebuilt its widgets from this run's messages reports next: a
+    widget's value when the run sent it (`set_value`), else the widget's built-in default."""
+    from streamlit.proto.WidgetStates_pb2 import WidgetState, WidgetStates
+
+    states = WidgetStates()
+    for box in at.text_input:
+        p = box.proto
+        states.widgets.append(WidgetState(id=p.id, string_value=p.value if p.set_value else p.default))
+    for group in at.get("button_group"):
+        p, state = group.proto, WidgetState(id=group.proto.id)
+        shown = list(p.raw_values) if p.set_value else [p.options[i].content for i in p.default]
+        state.string_array_value.data[:] = shown
+        states.widgets.append(state)
+    return states
+
+
+def test_settings_survive_a_page_switch_that_drops_the_widgets(app: AppTest) -> None:
+    """The cause of 'Learning rate empty, no pace' under load: a sidebar page switch sends no
+    widget states and the browser drops its widgets; the next click reports their defaults."""
+    from streamlit.proto.WidgetStates_pb2 import WidgetStates
+
+    app._run(WidgetStates())  # the nav click: nothing reported, widgets rebuilt from this run
+    app._run(browser_report(app))  # the Run click: what the rebuilt widgets show
+    assert not app.exception
+    assert sidebar_text(app, "Learning rate").value == "0.01"
+    assert sidebar_text(app, "Hospitals").value == "3"
+    assert app.button_group(key="w_pace").value == "watchable"
+    assert app.session_state["settings"]["learning_rate"] == "0.01"
+    assert not run_button(app).disabled
+
+
+def test_settings_survive_a_run_cut_short_before_its_values_were_sent() -> None:
+    """A click during a run stops it at its next message (fast reruns): the one message
+    carrying a widget's value may never leave. The next run must send it again."""
+    from unittest import mock
+
+    from streamlit.proto.WidgetStates_pb2 import WidgetStates
+    from streamlit.runtime.scriptrunner_utils.exceptions import StopException
+    from streamlit.testing.v1.local_script_runner import LocalScriptRunner
+
+    original, stopped = LocalScriptRunner._enqueue_forward_msg, []
+
+    def enqueue(self, msg):  # type: ignore[no-untyped-def]
+        if not stopped and msg.delta.new_element.WhichOneof("type") == "text_input":
+            stopped.append(True)
+            raise StopException()
+        return original(self, msg)
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    with mock.patch.object(LocalScriptRunner, "_enqueue_forward_msg", enqueue):
+        at.run()
+    assert stopped
+    at._run(WidgetStates())
+    at._run(browser_report(at))
+    assert not at.exception
+    assert at.session_state["settings"]["key_length"] == 2048
+    assert at.session_state["settings"]["hospitals"] == "3"
+    assert sidebar_text(at, "Hospitals").value == "3"
+    assert not run_button(at).disabled

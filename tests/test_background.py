@@ -148,3 +148,12 @@ def test_terminate_ends_a_pool_mid_task() -> None:
 def test_progress_words(event, fraction, where) -> None:
     p = progress_after(event, Config(), Progress(0.0, "setup"))
     assert p.fraction == pytest.approx(fraction) and p.where == where
+
+
+def test_only_runs_with_costly_randomness_get_worker_processes() -> None:
+    from fedviz.engines.background import pool_pays_off
+
+    assert not pool_pays_off(Config(key_length=1024))  # the demo: inline, nothing to start
+    assert pool_pays_off(HEAVY)
+    assert Job(Config(key_length=1024))._use_pool is False
+    assert Job(Config(key_length=1024), use_pool=True)._use_pool is True

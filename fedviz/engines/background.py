@@ -10,6 +10,8 @@ Invariants:
   never back; `done` is set after the last consumer call and after the job's processes end.
 - The job's worker processes are its own (`run_pool`): `cancel()` drops its queued work and
   kills its running work at once. When the thread ends (in any way) none of them is left.
+  A run whose encryption randomness is cheap in all (`pool_pays_off`) has no workers: it
+  draws inline, and a cancel takes effect after the current round.
 - Consumers are called in the job's thread, in event order, under `lock`; a reader holding
   `lock` sees a consistent state. The job keeps no event list: memory is what consumers keep.
 - The `Server` (the private key) is made inside the job, kept only in this object and offered
@@ -89,6 +91,18 @@ def progress_after(event: Event, config: Config, before: Progress) -> Progress:
     return before
 
 
+INLINE_BELOW_S = 0.25
+"""A run whose encryption randomness costs less than this in all draws it inline, in the
+job's thread: starting worker processes would cost more than it saves."""
+
+
+def pool_pays_off(config: Config) -> bool:
+    """Whether a run's obfuscators are worth worker processes (forecast from timed costs)."""
+    from fedviz.report.estimate import obfuscator_seconds
+
+    return obfuscator_seconds(config) >= INLINE_BELOW_S
+
+
 class Job:
     """One run in a background thread: start it, read its progress, cancel it."""
 
@@ -99,14 +113,14 @@ class Job:
         *,
         pause: float = 0.0,
         workers: int | None = None,
-        use_pool: bool = True,
+        use_pool: bool | None = None,
     ) -> None:
         self.config = config
         self.pause = pause
         self.lock = threading.Lock()
         self._consumers = tuple(consumers)
         self._workers = workers
-        self._use_pool = use_pool
+        self._use_pool = pool_pays_off(config) if use_pool is None else use_pool
         self._cancel = threading.Event()
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._main, name="fedviz-run", daemon=True)

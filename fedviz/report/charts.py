@@ -6,7 +6,9 @@ pooled-data descent and dashed for the least-squares optimum.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
+from itertools import chain
 
 import numpy as np
 import plotly.graph_objects as go
@@ -78,7 +80,9 @@ def mse_figure(
                 )
             )
     elif len(keep):
-        low, mid, high = (np.nanpercentile(rows, q, axis=1).tolist() for q in (0, 50, 100))
+        with warnings.catch_warnings():  # a round where every value is NaN draws a gap
+            warnings.simplefilter("ignore", RuntimeWarning)
+            low, mid, high = (f(rows, axis=1).tolist() for f in (np.nanmin, np.nanmedian, np.nanmax))
         fig.add_trace(
             go.Scatter(x=x, y=high, mode="lines", line={"width": 0}, hoverinfo="skip", showlegend=False)
         )
@@ -148,8 +152,12 @@ def round_ticks(rounds: int) -> dict[str, object]:
 
 
 def y_range_for(*series: Sequence[float]) -> tuple[float, float]:
-    """A common y range for the local and federated charts so they compare at a glance."""
-    values = np.array([v for s in series for v in s if np.isfinite(v)] or [0.0, 1.0])
+    """A common y range for the local and federated charts so they compare at a glance
+    (the lowest value to the 99th percentile, padded; non-finite values ignored)."""
+    values = np.fromiter(chain.from_iterable(series), dtype=float)
+    values = values[np.isfinite(values)]
+    if not values.size:
+        values = np.array([0.0, 1.0])
     low, high = float(values.min()), float(np.percentile(values, 99))
     pad = 0.05 * (high - low or 1.0)
     return low - pad, high + pad

@@ -50,6 +50,12 @@ PER_HOSPITAL_ROUND_S = 2.5e-4
 events), measured on the 2-core reference machine."""
 
 
+def obfuscator_seconds(config: Config) -> float:
+    """One core's time for all of a run's encryption randomness (plain exponentiations)."""
+    obf, _ = operation_costs(config.key_length, config.obfuscator)
+    return config.rounds * config.hospitals * planned_codec(config).ciphertexts * obf
+
+
 def estimate_seconds(config: Config, workers: int | None = None) -> float:
     """Expected wall time of `run(config)` with the process pool (a UI's pauses excluded).
 
