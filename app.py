@@ -17,7 +17,7 @@ def main() -> None:
     import streamlit as st
 
     from fedviz.crypto.pool import start_forkserver
-    from pages import common, controls, session
+    from pages import common, controls, layout, session
 
     st.set_page_config(
         page_title="fedviz · federated learning with Paillier", page_icon=str(FAVICON), layout="wide"
@@ -32,6 +32,7 @@ def main() -> None:
             st.Page(common.PRIVACY_PAGE, title="Privacy", url_path="privacy"),
         ]
     )
+    layout.apply()
     controls.sidebar()
     if page.url_path != training.url_path:  # the Training page draws its own, with the charts
         common.run_banner(page.url_path)

@@ -48,11 +48,8 @@ DEFAULTS: dict[str, Any] = {
     **{name: f"{getattr(_defaults, name):g}" for name in TEXT_FIELDS},
     "pace": "watchable",
 }
-ENCODING_LABELS = {
-    "packed": "packed (11 values per ciphertext, fast)",
-    "per-value": "per value (one ciphertext each, as in the post)",
-}
-OBFUSCATOR_LABELS = {"djn": "DJN short exponent (fast)", "standard": "standard r^n (phe's own)"}
+ENCODING_LABELS = {"packed": "packed (fast)", "per-value": "per value (the post)"}
+OBFUSCATOR_LABELS = {"djn": "DJN (fast)", "standard": "standard r^n (phe)"}
 PRIVACY_PAGE = "pages/privacy.py"
 
 

@@ -148,10 +148,10 @@ def aggregate(state: RunState) -> None:
     )
     others = attacks.others_gram(fit.A, data.hospital_X[0], config.hospitals, config.gradient)
     true_others = attacks.others_gram(truth, data.hospital_X[0], config.hospitals, config.gradient)
-    c1, c2, c3 = st.columns(3)
-    c1.metric("Rank after all rounds", f"{rank} of 12")
-    c2.metric("Error of A", f"{100 * error:.2f} %")
-    c3.metric(
+    metrics = st.container(horizontal=True)  # wraps on a narrow window
+    metrics.metric("Rank after all rounds", f"{rank} of 12")
+    metrics.metric("Error of A", f"{100 * error:.2f} %")
+    metrics.metric(
         "Hospital 1's estimate of the others' XᵀX",
         f"{100 * attacks.relative_error(others, true_others):.2f} %",
         help="n·A minus its own XᵀX: the others' pooled second moments (feature correlations).",
@@ -316,7 +316,7 @@ SUMMARY = pd.DataFrame(
 
 def summary() -> None:
     st.subheader("Summary")
-    st.dataframe(SUMMARY, hide_index=True, width="stretch", key="lab-summary")
+    st.table(SUMMARY, hide_index=True)  # a static table: long cells wrap instead of being cut
     st.caption(
         "Sources: python-paillier, docs/caveats.rst (exponent and information leakage); the n1analytics post "
         "“Distributed machine learning and partially homomorphic encryption”; Zhu, Liu and Han, "

@@ -52,11 +52,11 @@ st.graphviz_chart(ring_dot(n_hosp, hop_no), width="stretch")
 terms = prefix(hop.contributions)
 per_ct = hop.nbytes // len(hop.ciphertexts)
 st.subheader(f"Round {round_}, hop {hop.hop}: {hop.sender} → {hop.receiver}")
-m1, m2, m3, m4 = st.columns(4)
-m1.metric("Holds", f"Enc({terms})")
-m2.metric("Ciphertexts", len(hop.ciphertexts))
-m3.metric("Bytes on this hop", f"{hop.nbytes:,}")
-m4.metric(
+hop_metrics = st.container(horizontal=True)  # wraps on a narrow window
+hop_metrics.metric("Holds", f"Enc({terms})")
+hop_metrics.metric("Ciphertexts", len(hop.ciphertexts))
+hop_metrics.metric("Bytes on this hop", f"{hop.nbytes:,}")
+hop_metrics.metric(
     "Blow-up vs float64",
     f"{hop.nbytes / (len(FEATURES) * FLOAT64_BYTES):.0f}×",
     help=f"The same gradient in the clear: {len(FEATURES)} float64 values = {len(FEATURES) * 8} bytes.",
@@ -104,7 +104,9 @@ rows = [
     for label, c in zip(labels, hop.ciphertexts, strict=True)
 ]
 if len(hop.ciphertexts) > 1:
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="ring-ciphertexts")
+    st.dataframe(
+        pd.DataFrame(rows), hide_index=True, width="stretch", height="content", key="ring-ciphertexts"
+    )
     which = st.selectbox(
         "Show ciphertext", range(len(labels)), format_func=lambda i: labels[i], key="ring-which"
     )
@@ -142,7 +144,7 @@ if isinstance(codec, PackedCodec):
             entry["Hospital 1's value (it alone knows)"] = float(own[i])
             entry["slot content (offset added)"] = str(codec.slot_of(plain[ct], slot))
         layout.append(entry)
-    st.dataframe(pd.DataFrame(layout), hide_index=True, width="stretch", key="ring-layout")
+    st.table(pd.DataFrame(layout), hide_index=True)
 else:
     st.markdown(
         f"**Per value**, as in the post: one ciphertext per gradient value, {len(FEATURES)} per message. Every "
@@ -152,10 +154,10 @@ else:
     )
 
 st.subheader("Traffic")
-t1, t2, t3 = st.columns(3)
-t1.metric("Bytes per hop", f"{hop.nbytes:,}")
-t2.metric("Bytes per round", f"{sum(h.nbytes for h in hops):,}", help=f"{n_hosp} hops of the ring")
-t3.metric(
+traffic = st.container(horizontal=True)
+traffic.metric("Bytes per hop", f"{hop.nbytes:,}")
+traffic.metric("Bytes per round", f"{sum(h.nbytes for h in hops):,}", help=f"{n_hosp} hops of the ring")
+traffic.metric(
     "Whole run",
     f"{sum(h.nbytes for h in hops) * config.rounds / 1e6:.2f} MB",
     help="Plus the broadcast average: 11 float64 values per hospital per round.",

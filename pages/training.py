@@ -30,16 +30,21 @@ st.markdown(
 )
 
 config = session.current_config()
-run_col, pace_col, note_col = st.columns([1, 2, 3], vertical_alignment="center")
-pace = pace_col.segmented_control(
+# One row that wraps instead of squeezing: Run and the pace keep their natural width, the note
+# takes the rest and drops below them when the window is narrow (projector, phone).
+run_row = st.container(horizontal=True, vertical_alignment="center")
+run_col = run_row.container(width="content")
+pace = run_row.segmented_control(
     "Pace",
     list(controls.PACES),
     required=True,
     label_visibility="collapsed",
     help="Full speed shows the real speed. Watchable and slow add a pause after each round so an audience "
     "can follow the charts; the reported timings never include it.",
+    width="content",
     **controls.bind("pace"),
 )
+note_col = run_row.container()
 pause = controls.pace_seconds()
 session.set_pause(pause)
 ok = True
@@ -61,7 +66,7 @@ if run_col.button(
     icon=":material/play_arrow:",
     type="primary",
     disabled=config is None or not ok,
-    width="stretch",
+    width="content",
     help="Generate keys, train locally, then run the encrypted ring. The run keeps going while you "
     "look at other pages; Stop ends it.",
 ):
@@ -141,23 +146,23 @@ timings = finished.timings
 
 st.subheader("Results")
 best = min(finished.federated_mse)
-c1, c2, c3, c4 = st.columns(4)
-c1.metric(
+metrics = st.container(horizontal=True)  # wraps on a narrow window
+metrics.metric(
     "Best federated test MSE",
     f"{best:.2f}",
     delta=f"{best - min(finished.local_mse):.2f} vs best local",
     delta_color="inverse",
 )
-c2.metric(
+metrics.metric(
     "Pooled data, plaintext GD", f"{finished.centralized_mse:.2f}", help="No privacy: all data in one place."
 )
-c3.metric(
+metrics.metric(
     "Least-squares optimum",
     f"{finished.optimum_mse:.2f}",
     help="Exact best fit to the pooled training data (plaintext). On these 50 test patients an "
     "early-stopped descent can score better than the training-data optimum.",
 )
-c4.metric(
+metrics.metric(
     "Run time",
     human_duration(state.seconds),
     help=f"Key generation {timings.keygen:.3f} s, federated crypto and steps {timings.federated:.3f} s.",
@@ -191,22 +196,20 @@ st.caption(
     f"decrypt {timings.decrypt:.3f} s) · {finished.bytes_per_round:,} bytes of ciphertext per round"
 )
 
-d1, d2, _ = st.columns([1, 1, 3])
-d1.download_button(
+downloads = st.container(horizontal=True)
+downloads.download_button(
     "MSE history (CSV)",
     pd.DataFrame(record.history_rows()).to_csv(index=False),
     icon=":material/download:",
     file_name="fedviz-mse-history.csv",
     mime="text/csv",
-    width="stretch",
 )
-d2.download_button(
+downloads.download_button(
     "Run summary (JSON)",
     record.to_json(),
     icon=":material/download:",
     file_name="fedviz-run.json",
     mime="application/json",
-    width="stretch",
 )
 
 

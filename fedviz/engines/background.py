@@ -22,6 +22,7 @@ Invariants:
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
 import weakref
@@ -91,6 +92,20 @@ def progress_after(event: Event, config: Config, before: Progress) -> Progress:
     return before
 
 
+_live: weakref.WeakSet[Job] = weakref.WeakSet()
+"""Jobs not yet ended in this process."""
+
+
+def cancel_all(reason: str = "the server is shutting down") -> None:
+    """Cancel every job of this process (at exit, so no worker outlives the server)."""
+    for job in list(_live):
+        job.cancel(reason)
+
+
+# Before concurrent.futures' own exit hook, which would wait for the workers' running and
+# queued tasks (minutes for a heavy run): threading's exit hooks run last-registered first.
+getattr(threading, "_register_atexit", atexit.register)(cancel_all)
+
 INLINE_BELOW_S = 0.25
 """A run whose encryption randomness costs less than this in all draws it inline, in the
 job's thread: starting worker processes would cost more than it saves."""
@@ -140,6 +155,7 @@ class Job:
 
     def start(self) -> Job:
         self._started = time.perf_counter()
+        _live.add(self)
         self._thread.start()
         return self
 

@@ -74,7 +74,7 @@ def mse_figure(
                     x=x,
                     y=rows[:, i].tolist(),
                     name=name,
-                    mode="lines",
+                    mode="lines" if len(x) > 1 else "markers",  # one round: a dot, not nothing
                     line={"color": colour(i), "width": 2},
                     hovertemplate=f"{name}<br>round %{{x}}<br>MSE %{{y:.2f}}<extra></extra>",
                 )
@@ -158,7 +158,9 @@ def y_range_for(*series: Sequence[float]) -> tuple[float, float]:
     values = values[np.isfinite(values)]
     if not values.size:
         values = np.array([0.0, 1.0])
-    low, high = float(values.min()), float(np.percentile(values, 99))
+    # With many values the top 1 % (the first rounds' spike) would flatten the rest.
+    top = float(np.percentile(values, 99)) if values.size >= 200 else float(values.max())
+    low, high = float(values.min()), top
     pad = 0.05 * (high - low or 1.0)
     return low - pad, high + pad
 
