@@ -11,11 +11,15 @@ Both start federated training from the same local models on the same data. It pr
 median and min-max of the federated phase for each, the ratio (a)/(b) of the medians, and
 checks that the federated MSE agrees to 0.01. Then the wall time of the whole default CLI
 process. Timings are wall-clock on a shared machine: compare ratios, not absolute seconds.
+On a loaded machine wall time swings several-fold, so each row also gives CPU seconds:
+the seed ring's process time against fedviz's (this process plus its pool workers, read
+from /proc) over the federated phase, and their ratio.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -29,7 +33,7 @@ from fedviz.config import Config
 from fedviz.crypto.pool import shared_pool, warm
 from fedviz.data import split
 from fedviz.engines.inprocess import run
-from fedviz.events import RunFinished
+from fedviz.events import PhaseStarted, RunFinished
 
 TOLERANCE = 0.01
 
@@ -39,6 +43,32 @@ class Timing:
     seconds: float
     mse: tuple[float, ...]
     detail: dict[str, float]
+    cpu: float
+
+
+def _worker_cpu() -> dict[int, float]:
+    """CPU seconds (user + system) used so far by each live worker of the shared pool."""
+    out = {}
+    for process in list((getattr(shared_pool(), "_processes", None) or {}).values()):
+        try:
+            with open(f"/proc/{process.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        out[process.pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+class CpuClock:
+    """CPU seconds of this process (all its threads) plus the shared pool's workers since start."""
+
+    def __init__(self) -> None:
+        self._process = time.process_time()
+        self._workers = _worker_cpu()
+
+    def seconds(self) -> float:
+        workers = sum(t - self._workers.get(pid, 0.0) for pid, t in _worker_cpu().items())
+        return time.process_time() - self._process + workers
 
 
 def seed_ring(config: Config) -> Timing:
@@ -50,7 +80,7 @@ def seed_ring(config: Config) -> Timing:
     for _ in range(config.rounds):
         for k, (X, y) in enumerate(zip(data.hospital_X, data.hospital_y, strict=True)):
             weights[k] = weights[k] - config.learning_rate * (X.dot(weights[k]) - y).dot(X)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(config.rounds):
         aggregate = None
         for k, (X, y) in enumerate(zip(data.hospital_X, data.hospital_y, strict=True)):
@@ -62,22 +92,26 @@ def seed_ring(config: Config) -> Timing:
         assert aggregate is not None
         average = np.array([privkey.decrypt(c) for c in aggregate]) / config.hospitals
         weights = [w - config.learning_rate * average for w in weights]
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     mse = tuple(float(np.mean((data.y_test - data.X_test.dot(w)) ** 2)) for w in weights)
-    return Timing(seconds, mse, {})
+    return Timing(seconds, mse, {}, cpu)
 
 
 def fedviz_ring(config: Config) -> Timing:
     """fedviz's default path; `timings.federated` is the wall time of all federated rounds,
-    obfuscator precomputation included (it starts when the federated phase does)."""
-    finished = None
+    obfuscator precomputation included (it starts when the federated phase does). CPU is
+    counted from the federated phase's start to the run's end, pool workers included."""
+    finished = clock = None
     for event in run(config):
+        if isinstance(event, PhaseStarted) and event.phase == "federated":
+            clock = CpuClock()
         if isinstance(event, RunFinished):
             finished = event
-    assert finished is not None
+    assert finished is not None and clock is not None
+    cpu = clock.seconds()
     t = finished.timings
     detail = {"encrypt": t.encrypt, "add": t.add, "decrypt": t.decrypt, "total": t.total, "keygen": t.keygen}
-    return Timing(t.federated, finished.federated_mse, detail)
+    return Timing(t.federated, finished.federated_mse, detail, cpu)
 
 
 def spread(values: list[float]) -> str:
@@ -114,9 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     time.sleep(0.5)
     print(
         "| key bits | hospitals | seed ring federated s, median (min–max) | fedviz federated s, median (min–max) "
-        "| ratio | max ΔMSE | fedviz: encrypt wait / add / decrypt s |"
+        "| ratio | max ΔMSE | fedviz: encrypt wait / add / decrypt s | CPU s seed / fedviz (ratio) |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---|")
+    print("|---:|---:|---:|---:|---:|---:|---|---:|")
     failures = 0
     for bits in args.keys:
         for hospitals in args.hospitals:
@@ -135,10 +169,13 @@ def main(argv: list[str] | None = None) -> int:
             )
             failures += delta > TOLERANCE
             d = {k: statistics.median(t.detail[k] for t in ours) for k in ("encrypt", "add", "decrypt")}
+            cpu_a = statistics.median(t.cpu for t in seed_runs)
+            cpu_b = statistics.median(t.cpu for t in ours)
             print(
                 f"| {bits} | {hospitals} | {spread(a)} | {spread(b)} | "
                 f"{statistics.median(a) / statistics.median(b):6.1f}× | {delta:.1e}{'' if delta <= TOLERANCE else ' ✗'} | "
-                f"{d['encrypt']:.3f} / {d['add']:.3f} / {d['decrypt']:.3f} |",
+                f"{d['encrypt']:.3f} / {d['add']:.3f} / {d['decrypt']:.3f} | "
+                f"{cpu_a:.2f} / {cpu_b:.3f} ({cpu_a / cpu_b:.0f}×) |",
                 flush=True,
             )
     if not args.no_cli:
