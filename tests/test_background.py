@@ -135,7 +135,7 @@ def test_terminate_ends_a_pool_mid_task() -> None:
     assert wait_for(lambda: all(os.getpriority(os.PRIO_PROCESS, pid) > ours for pid in pids))
     terminate(pool)
     assert not [pid for pid in pids if alive(pid)]
-    assert all(f.done() for f in futures)
+    assert wait_for(lambda: all(f.done() for f in futures))  # failed or cancelled, none pending
 
 
 @pytest.mark.parametrize(

@@ -237,6 +237,7 @@ def pace(page: Page, name: str) -> None:
     """Choose a pace by its role and wait until it is chosen (a rerun can briefly leave a
     hidden stale copy of the control)."""
     option = page.get_by_role("radiogroup", name="Pace").get_by_role("radio", name=name)
+    expect(option).to_have_count(1, timeout=15_000)  # wait out a stale copy mid-rerun
     option.click()
     expect(option).to_be_checked()
     idle(page)
@@ -418,9 +419,11 @@ def test_a_heavy_run_neither_stalls_another_session_nor_survives_stop(browser: B
     workers = [pid for pid in family if alive(pid) and cpu_ticks([pid]) - before[pid] > 5]
     assert workers, "the heavy run should have busy worker processes"
     heavy.get_by_role("button", name="Stop", exact=True).click()
-    expect(heavy.get_by_text("The run was stopped (Stop was pressed)", exact=False)).to_be_visible()
     stopped = time.monotonic()
-    assert wait_until(lambda: not [pid for pid in workers if alive(pid)], 5), "workers survived Stop"
+    assert wait_until(lambda: not [pid for pid in workers if alive(pid)], 10), "workers survived Stop"
+    expect(heavy.get_by_text("The run was stopped (Stop was pressed)", exact=False)).to_be_visible(
+        timeout=20_000
+    )
     left = descendants(SERVERS[server])
     idle_before = cpu_ticks(left)
     time.sleep(2.0)
@@ -558,11 +561,7 @@ def test_nothing_is_clipped_on_a_projector(browser: Browser, server: str) -> Non
         assert not found, f"{where}: {sorted(found)}"
 
     def pace_to(name: str) -> None:
-        """Choose a pace by its role: a rerun can leave a hidden stale copy of the control for a moment."""
-        option = small.get_by_role("radiogroup", name="Pace").get_by_role("radio", name=name)
-        option.click()
-        expect(option).to_be_checked()
-        idle(small)
+        pace(small, name)
 
     def shoot(name: str) -> None:
         """The window as the audience sees it, then the whole page (the window made as tall)."""
