@@ -73,9 +73,10 @@ def draw_progress(current: session.JobSlot, key: str) -> None:
         st.rerun(scope="app")
 
 
-def finish_if_done(was_running: bool) -> None:
-    """Called by live fragments: when the run they showed has ended, redraw the whole app."""
-    if was_running and session.running() is None:
+def redraw_when_ended() -> None:
+    """Called by live fragments: once no run is in flight, redraw the whole app (the results
+    are taken in at the start of that run)."""
+    if session.running() is None:
         st.rerun(scope="app")
 
 
@@ -86,11 +87,10 @@ def run_banner(key: str) -> None:
 
     @st.fragment(run_every=LIVE_EVERY_S)
     def live() -> None:
+        redraw_when_ended()
         current = session.running()
-        if current is None:
-            finish_if_done(True)
-            return
-        draw_progress(current, key)
+        if current is not None:
+            draw_progress(current, key)
 
     live()
 

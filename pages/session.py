@@ -14,7 +14,7 @@ Session state (per browser session, never `st.cache_resource`):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
 import streamlit as st
 
@@ -27,6 +27,7 @@ from fedviz.report.estimate import human_duration
 from fedviz.report.summary import RunRecord
 from fedviz.report.transcript import Transcript
 
+T = TypeVar("T")
 Purpose = Literal["main", "two"]
 """What a run is for: the session's main results, or the Privacy page's 2-hospital demo."""
 
@@ -72,24 +73,26 @@ class _SessionToken:
 # --------------------------------------------------------------------------- reading
 
 
+def _kept(key: str, kind: type[T]) -> T | None:
+    """The session state at `key` if it is a `kind` (else None: absent or from an old build)."""
+    value = st.session_state.get(key)
+    return value if isinstance(value, kind) else None
+
+
 def current_config() -> Config | None:
-    config = st.session_state.get("config")
-    return config if isinstance(config, Config) else None
+    return _kept("config", Config)
 
 
 def last_run() -> RunState | None:
-    state = st.session_state.get("last_run")
-    return state if isinstance(state, RunState) else None
+    return _kept("last_run", RunState)
 
 
 def two_demo() -> RunState | None:
-    state = st.session_state.get("two_demo")
-    return state if isinstance(state, RunState) else None
+    return _kept("two_demo", RunState)
 
 
 def slot() -> JobSlot | None:
-    value = st.session_state.get("job")
-    return value if isinstance(value, JobSlot) else None
+    return _kept("job", JobSlot)
 
 
 def running() -> JobSlot | None:

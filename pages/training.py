@@ -118,7 +118,7 @@ if current is not None and current.purpose == "main":
         """Progress and both charts, redrawn at a bounded rate while the run goes on."""
         now = session.running()
         if now is None or now.purpose != "main":
-            common.finish_if_done(True)
+            common.redraw_when_ended()
             return
         common.draw_progress(now, "training")
         with now.job.lock:
