@@ -8,7 +8,7 @@ import os
 import time
 
 import pytest
-from conftest import of_type
+from conftest import alive, of_type, wait_until
 
 from fedviz.config import Config
 from fedviz.crypto.pool import run_pool, terminate, worker_pids
@@ -18,23 +18,6 @@ from fedviz.report.summary import RunRecord
 
 HEAVY = Config(key_length=4096, hospitals=40, encoding="per-value", obfuscator="standard", rounds=3)
 """Minutes of obfuscator work: long enough that a test can cancel it mid-round."""
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def wait_for(predicate, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_a_job_gives_the_generators_numbers(events) -> None:
@@ -56,7 +39,7 @@ def test_a_job_gives_the_generators_numbers(events) -> None:
 def test_cancel_kills_the_running_work_at_once() -> None:
     record = RunRecord()
     job = Job(HEAVY, [record.add]).start()
-    assert wait_for(lambda: len(job.worker_pids()) >= 1 and job.progress.where.startswith("federated"), 60)
+    assert wait_until(lambda: len(job.worker_pids()) >= 1 and job.progress.where.startswith("federated"), 60)
     pids = job.worker_pids()
     started = time.monotonic()
     job.cancel("Stop was pressed")
@@ -73,7 +56,7 @@ def test_a_slow_round_reports_progress_inside_the_round() -> None:
     seen: list[EncryptionProgress] = []
     job = Job(HEAVY, [lambda e: seen.append(e) if isinstance(e, EncryptionProgress) else None])
     job.start()
-    assert wait_for(lambda: len(seen) >= 2, 60)
+    assert wait_until(lambda: len(seen) >= 2, 60)
     assert "encryption randomness ready for" in job.progress.detail
     job.cancel("test over")
     assert job.join(10)
@@ -117,7 +100,7 @@ def test_the_job_is_cancelled_when_its_owner_goes() -> None:
     owner = Owner()
     job = Job(HEAVY).start()
     job.cancel_with(owner)
-    assert wait_for(lambda: job.worker_pids() != [], 60)
+    assert wait_until(lambda: job.worker_pids() != [], 60)
     del owner
     gc.collect()
     assert job.join(10) and job.status == "cancelled" and job.reason == "its session ended"
@@ -129,13 +112,13 @@ def test_terminate_ends_a_pool_mid_task() -> None:
     pool = run_pool(2)
     n = (1 << 4095) | 1
     futures = [pool.submit(obfuscators.draw, n, None, 0, 50) for _ in range(4)]
-    assert wait_for(lambda: len(worker_pids(pool)) == 2)
+    assert wait_until(lambda: len(worker_pids(pool)) == 2)
     pids = worker_pids(pool)
     ours = os.getpriority(os.PRIO_PROCESS, 0)
-    assert wait_for(lambda: all(os.getpriority(os.PRIO_PROCESS, pid) > ours for pid in pids))
+    assert wait_until(lambda: all(os.getpriority(os.PRIO_PROCESS, pid) > ours for pid in pids))
     terminate(pool)
     assert not [pid for pid in pids if alive(pid)]
-    assert wait_for(lambda: all(f.done() for f in futures))  # failed or cancelled, none pending
+    assert wait_until(lambda: all(f.done() for f in futures))  # failed or cancelled, none pending
 
 
 @pytest.mark.parametrize(

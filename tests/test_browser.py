@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import alive, wait_until
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -38,13 +39,6 @@ SAMPLER = """
 
 SERVERS: dict[str, int] = {}
 """url -> pid of the streamlit server behind it."""
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].split()[0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
 
 
 def descendants(pid: int) -> list[int]:
@@ -74,15 +68,6 @@ def cpu_ticks(pids: list[int]) -> int:
             continue
         total += int(fields[11]) + int(fields[12])
     return total
-
-
-def wait_until(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def free_port() -> int:
