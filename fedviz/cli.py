@@ -16,11 +16,14 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
-from typing import NoReturn, TextIO
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from fedviz.config import ENCODINGS, GRADIENT_MODES, KEY_LENGTHS, OBFUSCATORS, Config, parse_number
 from fedviz.errors import ConfigError, FedvizError, TrainingDiverged
+
+if TYPE_CHECKING:
+    from fedviz.events import Event
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -106,6 +109,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="processes drawing encryption randomness: auto (one per core) or 0 (inline)",
     )
     p.add_argument(
+        "--engine",
+        default="inprocess",
+        metavar="inprocess|flower",
+        help="inprocess: every party in this process (fast, the default); flower: each party "
+        "its own process on a loopback Flower deployment (SuperLink, one SuperNode per hospital "
+        "and one for the key holder)",
+    )
+    p.add_argument(
+        "--topology",
+        default="ring",
+        metavar="ring|star",
+        help="with --engine flower: ring (the post's protocol, sealed hops) or star "
+        "(hospitals in parallel, the relay multiplies)",
+    )
+    p.add_argument(
+        "--events",
+        action="store_true",
+        help="print every event as one JSON line on stdout as it happens",
+    )
+    p.add_argument(
         "--json",
         action="store_true",
         help="print the run summary as one JSON object on the last line of stdout",
@@ -128,6 +151,18 @@ def config_from(args: argparse.Namespace) -> Config:
     )
 
 
+def _engine(args: argparse.Namespace) -> tuple[str, str]:
+    if args.engine not in ("inprocess", "flower"):
+        raise ConfigError("engine", args.engine, "inprocess or flower")
+    if args.topology not in ("ring", "star"):
+        raise ConfigError("topology", args.topology, "ring or star")
+    if args.engine == "inprocess" and args.topology != "ring":
+        raise ConfigError(
+            "topology", args.topology, "ring with the in-process engine (star needs --engine flower)"
+        )
+    return args.engine, args.topology
+
+
 def _use_pool(text: str) -> bool:
     if text == "auto":
         return True
@@ -140,6 +175,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     """Run the command line; returns the exit status (never raises but SystemExit)."""
     out = out or sys.stdout
     err = err or sys.stderr
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)  # a `kill` ends the run like Ctrl-C: cleanly
     try:
         return _main(argv, out, err)
     except KeyboardInterrupt:
@@ -161,21 +198,23 @@ def _main(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
     try:
         config = config_from(args)
         use_pool = _use_pool(args.workers)
+        engine, topology = _engine(args)
     except ConfigError as exc:
         _say(err, f"error: {exc}")
         return EXIT_BAD_INPUT
     for warning in config.warnings():
         _say(err, f"warning: {warning}")
 
-    from fedviz.engines.inprocess import run
+    from fedviz.eventlog import to_line
     from fedviz.report.summary import RunRecord  # the heavy imports wait until input is valid
 
     record = RunRecord()
     try:
-        if use_pool:
-            _start_pool_quietly()
-        for event in run(config, pool="shared" if use_pool else None):
+        for event in _events(config, engine, topology, use_pool):
             record.add(event)
+            if args.events:
+                out.write(to_line(event) + "\n")
+                out.flush()
     except TrainingDiverged as exc:
         record.fail(f"{exc}{_at_most(config)}")
     except FedvizError as exc:
@@ -194,6 +233,22 @@ def _main(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
         out.write(format_report(record) + "\n")
     out.flush()
     return 0 if record.finished is not None else EXIT_FAILED
+
+
+def _events(config: Config, engine: str, topology: str, use_pool: bool) -> Iterator[Event]:
+    if engine == "flower":
+        from fedviz.engines.flower.engine import run as run_flower
+
+        return run_flower(config, topology)  # type: ignore[arg-type]
+    from fedviz.engines.inprocess import run
+
+    if use_pool:
+        _start_pool_quietly()
+    return run(config, pool="shared" if use_pool else None)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _at_most(config: Config) -> str:

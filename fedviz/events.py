@@ -97,6 +97,43 @@ class EncryptionProgress:
 
 
 @dataclass(frozen=True)
+class Party:
+    """One process taking part in a distributed run (public facts only)."""
+
+    name: str
+    role: Literal["hospital", "key holder", "relay", "superlink"]
+    pid: int
+    node_id: int | None
+    """Flower's node id (None for the SuperLink and the relay, which are not nodes)."""
+
+
+@dataclass(frozen=True)
+class PartiesStarted:
+    """A distributed engine's parties, once all of them are up (in-process runs have none)."""
+
+    engine: str
+    topology: str
+    parties: tuple[Party, ...]
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One message exchange of a distributed run, as the relay saw it: the party asked, what
+    for (`step`: "local training", "hop 2", "decrypt", ...), its round trip, and the size and
+    first bytes of what the relay carried. A sealed hop's bytes are opaque to the relay; only
+    the addressed hospital can open them."""
+
+    round: int
+    step: str
+    party: str
+    seconds: float
+    nbytes: int
+    preview: str
+    """Hex of the first bytes the relay saw ("" when it carried nothing to show)."""
+    sealed: bool
+
+
+@dataclass(frozen=True)
 class HospitalGradients:
     """Simulation ground truth, not a message: each hospital's own plaintext gradient in
     this round. Only that hospital knows it; the privacy pages use it to score attacks."""
@@ -141,6 +178,8 @@ class RunFinished:
 
 Event = (
     RunStarted
+    | PartiesStarted
+    | Exchange
     | ReferenceComputed
     | PhaseStarted
     | LocalRound

@@ -84,10 +84,10 @@ def preflight(config: Config) -> TrainingDiverged | None:
     eta = config.learning_rate
     try:
         for r in range(1, config.rounds + 1):
-            _local_round(r, hospitals, eta)
+            local_round(r, hospitals, eta)
         codec = planned_codec(config)
         if not config.warm_start:
-            _restart(hospitals)
+            restart(hospitals)
         limit = codec.max_abs
         with np.errstate(all="ignore"):
             for r in range(1, config.rounds + 1):
@@ -106,7 +106,7 @@ def preflight(config: Config) -> TrainingDiverged | None:
                 average = gradients.mean(axis=0)
                 for hospital in hospitals:
                     hospital.step(average, eta)
-                _check_finite("federated", r, hospitals, eta)
+                check_finite("federated", r, hospitals, eta)
     except TrainingDiverged as exc:
         return exc
     return None
@@ -118,21 +118,40 @@ def planned_codec(config: Config) -> PerValueCodec | PackedCodec:
     return make_codec(config.encoding, (1 << config.key_length) - 1, len(FEATURES), config.hospitals)
 
 
-def _local_round(round_: int, hospitals: list[Hospital], eta: float) -> None:
+def keys_generated(
+    config: Config, seconds: float, n: int, codec: PerValueCodec | PackedCodec
+) -> KeysGenerated:
+    """The event announcing the key and the agreed layout (any engine)."""
+    packed = codec if isinstance(codec, PackedCodec) else None
+    return KeysGenerated(
+        bits=config.key_length,
+        seconds=seconds,
+        n=n,
+        obfuscator=config.obfuscator,
+        encoding=codec.name,
+        ciphertexts_per_message=codec.ciphertexts,
+        slot_bits=packed.slot_bits if packed else None,
+        slots=packed.slots if packed else None,
+        carry_bits=packed.carry_bits if packed else None,
+        max_abs=codec.max_abs,
+    )
+
+
+def local_round(round_: int, hospitals: list[Hospital], eta: float) -> None:
     """Every hospital takes one step on its own data; divergence raises `TrainingDiverged`."""
     with np.errstate(all="ignore"):
         for hospital in hospitals:
             hospital.step(hospital.gradient(), eta)
-    _check_finite("local", round_, hospitals, eta)
+    check_finite("local", round_, hospitals, eta)
 
 
-def _restart(hospitals: list[Hospital]) -> None:
+def restart(hospitals: list[Hospital]) -> None:
     """Cold start: the federated rounds begin from zero weights."""
     for hospital in hospitals:
         hospital.weights = np.zeros(len(FEATURES))
 
 
-def _check_finite(phase: str, round_: int, hospitals: list[Hospital], eta: float) -> None:
+def check_finite(phase: str, round_: int, hospitals: list[Hospital], eta: float) -> None:
     for hospital in hospitals:
         if not np.all(np.isfinite(hospital.weights)):
             raise TrainingDiverged(
@@ -169,7 +188,7 @@ def run(
     mse: tuple[float, ...] = ()
     for r in range(1, rounds + 1):
         t = time.perf_counter()
-        _local_round(r, hospitals, eta)
+        local_round(r, hospitals, eta)
         mse = tuple(h.test_mse(data.X_test, data.y_test) for h in hospitals)
         local_s += time.perf_counter() - t
         yield LocalRound(r, mse)
@@ -187,22 +206,10 @@ def run(
         codec = make_codec(config.encoding, server.public.n, dims, config.hospitals)
     except EncodingOverflow as exc:
         raise TrainingDiverged("setup", 0, str(exc), eta, cause="encoding") from None
-    packed = codec if isinstance(codec, PackedCodec) else None
-    yield KeysGenerated(
-        bits=config.key_length,
-        seconds=server.keygen_seconds,
-        n=server.public.n,
-        obfuscator=config.obfuscator,
-        encoding=codec.name,
-        ciphertexts_per_message=codec.ciphertexts,
-        slot_bits=packed.slot_bits if packed else None,
-        slots=packed.slots if packed else None,
-        carry_bits=packed.carry_bits if packed else None,
-        max_abs=codec.max_abs,
-    )
+    yield keys_generated(config, server.keygen_seconds, server.public.n, codec)
 
     if not config.warm_start:
-        _restart(hospitals)
+        restart(hospitals)
     ring = Ring(hospitals, server, codec)
     wire = server.public.ciphertext_bytes
     encrypt_s = add_s = decrypt_s = federated_s = 0.0
@@ -222,7 +229,7 @@ def run(
                 raise TrainingDiverged(
                     "federated", r, f"a gradient is too large to encode ({exc})", eta, cause="encoding"
                 ) from None
-            _check_finite("federated", r, hospitals, eta)
+            check_finite("federated", r, hospitals, eta)
             mse = tuple(h.test_mse(data.X_test, data.y_test) for h in hospitals)
             federated_s += time.perf_counter() - t
             encrypt_s += waited + result.encrypt_s

@@ -1,4 +1,4 @@
-"""The parties of the protocol and the ring that connects them.
+"""The parties of the protocol: hospitals, the key-holding server, and what one hop carries.
 
 Who holds what (checked by tests/test_privacy_invariants.py):
 - A `Hospital` holds its own patient rows, its weights, the public parameters and the
@@ -12,7 +12,6 @@ Who holds what (checked by tests/test_privacy_invariants.py):
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -96,8 +95,17 @@ class Server:
 
     name = SERVER_NAME
 
-    def __init__(self, key_length: int, obfuscator: str) -> None:
-        self._keys = ServerKeys(key_length, obfuscator)  # type: ignore[arg-type]
+    def __init__(self, key_length: int, obfuscator: str, keys: ServerKeys | None = None) -> None:
+        self._keys = keys or ServerKeys(key_length, obfuscator)  # type: ignore[arg-type]
+
+    @classmethod
+    def with_keys(cls, keys: ServerKeys) -> Server:
+        """A server around keys restored on the key holder's own node (see `ServerKeys`)."""
+        return cls(keys.public.n.bit_length(), keys.public.obfuscator, keys)
+
+    def export_for_own_node(self) -> dict[str, bytes]:
+        """See `ServerKeys.export_for_own_node`: for the key holder's node state only."""
+        return self._keys.export_for_own_node()
 
     @property
     def public(self) -> PublicParams:
@@ -120,54 +128,6 @@ class Server:
 
     def __reduce__(self) -> str | tuple[object, ...]:
         raise TypeError("the Server holds a private key and is never serialised")
-
-
-@dataclass(frozen=True)
-class RoundResult:
-    """One federated round: the hops in order, the broadcast average and the phase times."""
-
-    messages: tuple[RingMessage, ...]
-    average: np.ndarray
-    gradients: tuple[np.ndarray, ...]
-    encrypt_s: float
-    add_s: float
-    decrypt_s: float
-
-
-class Ring:
-    """Hospitals in their fixed order, then the server."""
-
-    def __init__(self, hospitals: Sequence[Hospital], server: Server, codec: Codec) -> None:
-        self.hospitals = tuple(hospitals)
-        self.server = server
-        self.codec = codec
-        for hospital in self.hospitals:
-            hospital.join(server.public, codec)
-
-    def receiver_of(self, position: int) -> str:
-        last = position == len(self.hospitals) - 1
-        return self.server.name if last else self.hospitals[position + 1].name
-
-    def run_round(self, obfuscators: Sequence[Sequence[int]], learning_rate: float) -> RoundResult:
-        """Each hospital encrypts, the ring adds in order, the server decrypts, all step."""
-        gradients = tuple(h.gradient() for h in self.hospitals)
-        start = time.perf_counter()
-        encrypted = [h.encrypt(g, r) for h, g, r in zip(self.hospitals, gradients, obfuscators, strict=True)]
-        encrypt_s = time.perf_counter() - start
-        start = time.perf_counter()
-        messages: list[RingMessage] = []
-        incoming: RingMessage | None = None
-        for position, (hospital, own) in enumerate(zip(self.hospitals, encrypted, strict=True)):
-            incoming = hospital.forward(incoming, own, self.receiver_of(position))
-            messages.append(incoming)
-        add_s = time.perf_counter() - start
-        start = time.perf_counter()
-        assert incoming is not None
-        average = self.server.average(incoming, self.codec, len(self.hospitals))
-        decrypt_s = time.perf_counter() - start
-        for hospital in self.hospitals:
-            hospital.step(average, learning_rate)
-        return RoundResult(tuple(messages), average, gradients, encrypt_s, add_s, decrypt_s)
 
 
 def hospital_name(index: int) -> str:

@@ -22,6 +22,8 @@ from fedviz.events import (
     FederatedRound,
     KeysGenerated,
     LocalRound,
+    PartiesStarted,
+    Party,
     ReferenceComputed,
     RunFinished,
     RunStarted,
@@ -47,6 +49,9 @@ class RunRecord:
     """Why the run failed, in words (set by whoever ran it); None if it did not fail."""
     interrupted: bool = False
     """True if the run was stopped before it finished (Ctrl-C, a Stop button)."""
+    engine: str = "in-process"
+    parties: tuple[Party, ...] = ()
+    """A distributed run's parties (name, role, pid, node id); none in-process."""
 
     def add(self, event: Event) -> None:
         if isinstance(event, RunStarted):
@@ -61,6 +66,8 @@ class RunRecord:
             self.federated.append(event.mse)
         elif isinstance(event, RunFinished):
             self.finished = event
+        elif isinstance(event, PartiesStarted):
+            self.engine, self.parties = f"{event.engine} ({event.topology})", event.parties
 
     def fail(self, message: str) -> None:
         """Record that the run failed, and why."""
@@ -115,6 +122,8 @@ class RunRecord:
         """The run as JSON-ready data (the CLI's --json object); non-finite floats are None."""
         out: dict[str, Any] = {
             "status": self.status,
+            "engine": self.engine,
+            "parties": [asdict(p) for p in self.parties],
             "config": self.config.to_dict() if self.config else None,
             "patients": list(self.patients),
             "local_mse": list(self.local[-1]) if self.local else [],

@@ -1,0 +1,34 @@
+"""Who the parties are: identity keys and the roster, made once per deployment.
+
+Across machines each site runs `Identity.save_new` itself, keeps the private key, and sends
+the public key to be put in the roster every site receives out of band. On loopback the
+launcher plays every site's administrator: it makes the keys in a private temporary
+directory (mode 0700, each key 0600), points each node at its own key only, and deletes the
+directory when the run ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from fedviz.crypto.sealing import Identity
+from fedviz.protocol import SERVER_NAME, hospital_name
+
+
+def node_configs(directory: Path, hospitals: int) -> dict[str, dict[str, str | int]]:
+    """Make every party's identity and the roster in `directory`; each party's node config."""
+    os.chmod(directory, 0o700)
+    roster: dict[str, str] = {}
+    configs: dict[str, dict[str, str | int]] = {}
+    roster_path = directory / "roster.json"
+    names = [hospital_name(i) for i in range(hospitals)] + [SERVER_NAME]
+    for i, name in enumerate(names):
+        key_path = directory / f"party-{i}.key"
+        roster[name] = Identity.save_new(str(key_path)).hex()
+        role = "key-holder" if name == SERVER_NAME else "hospital"
+        configs[name] = {"role": role, "partition-id": i if role == "hospital" else -1}
+        configs[name].update(identity=str(key_path), roster=str(roster_path))
+    roster_path.write_text(json.dumps(roster, indent=1))
+    return configs
