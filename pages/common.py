@@ -10,7 +10,7 @@ from typing import Any
 import streamlit as st
 
 from fedviz.config import Config
-from fedviz.report.estimate import CONFIRM_ABOVE_S, estimate_seconds, human_duration
+from fedviz.report.estimate import CONFIRM_ABOVE_S, estimate_seconds, flower_seconds, human_duration
 from pages import controls, session
 from pages.session import RunState
 
@@ -98,8 +98,10 @@ def run_banner(key: str) -> None:
 # --------------------------------------------------------------------------- starting runs
 
 
-def forecast(config: Config, pause: float = 0.0) -> float:
-    """Expected wall time of a run with presentation pauses."""
+def forecast(config: Config, pause: float = 0.0, engine: tuple[str, str] = ("inprocess", "ring")) -> float:
+    """Expected wall time of a run with presentation pauses, on the chosen engine."""
+    if engine[0] == "flower":
+        return flower_seconds(config, engine[1]) + config.rounds * pause
     return estimate_seconds(config) + config.rounds * pause
 
 
@@ -107,10 +109,13 @@ def confirmed(config: Config, seconds: float, key: str) -> bool:
     """Long runs ask first: above `CONFIRM_ABOVE_S` a box must be ticked to enable Run."""
     if seconds <= CONFIRM_ABOVE_S:
         return True
+    where = (
+        " on Flower: every message between parties takes seconds" if controls.engine()[0] == "flower" else ""
+    )
     st.warning(
         f"This run is expected to take about **{human_duration(seconds)}** "
         f"({config.hospitals} hospitals, {config.key_length}-bit keys, {config.rounds} rounds, "
-        f"{config.encoding} encoding, {config.obfuscator} randomness).",
+        f"{config.encoding} encoding, {config.obfuscator} randomness{where}).",
         icon=":material/hourglass_top:",
     )
     return bool(st.checkbox(f"Yes, run for about {human_duration(seconds)}", key=f"confirm-{key}"))
@@ -138,9 +143,10 @@ def offer_run(where: str) -> None:
         st.caption("Fix the settings in the sidebar first.")
         return
     pause = controls.pace_seconds()
-    ok = confirmed(config, forecast(config, pause), "offer")
+    engine = controls.engine()
+    ok = confirmed(config, forecast(config, pause, engine), "offer")
     if st.button(f"Run now ({describe(config)})", type="primary", key="offer-run", disabled=not ok):
-        session.start(config, pause=pause)
+        session.start(config, pause=pause, engine=engine)
         st.rerun()
 
 

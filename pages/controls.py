@@ -33,6 +33,7 @@ from fedviz.config import (
     Config,
     parse_number,
 )
+from fedviz.engines.background import Engine
 from fedviz.engines.inprocess import preflight
 from fedviz.errors import ConfigError
 from pages import session
@@ -47,9 +48,23 @@ DEFAULTS: dict[str, Any] = {
     **_defaults.to_dict(),
     **{name: f"{getattr(_defaults, name):g}" for name in TEXT_FIELDS},
     "pace": "watchable",
+    "engine": "in-process",
 }
 ENCODING_LABELS = {"packed": "packed (fast)", "per-value": "per value (the post)"}
 OBFUSCATOR_LABELS = {"djn": "DJN (fast)", "standard": "standard r^n (phe)"}
+ENGINES: dict[str, tuple[Engine, str]] = {
+    "in-process": ("inprocess", "ring"),
+    "Flower ring": ("flower", "ring"),
+    "Flower star": ("flower", "star"),
+}
+"""Where a main run's parties live: all in this server's process (fast, the default), or each
+its own process on a loopback Flower deployment, ring or star (the same numbers, seconds per
+message)."""
+ENGINE_LABELS = {
+    "in-process": "in-process (fast)",
+    "Flower ring": "Flower: separate processes, ring",
+    "Flower star": "Flower: separate processes, star",
+}
 PRIVACY_PAGE = "pages/privacy.py"
 
 
@@ -87,6 +102,11 @@ def reset() -> None:
 
 def pace_seconds() -> float:
     return PACES.get(settings()["pace"], 0.0)
+
+
+def engine() -> tuple[Engine, str]:
+    """(engine, topology) of the session's main runs."""
+    return ENGINES.get(settings()["engine"], ENGINES["in-process"])
 
 
 # --------------------------------------------------------------------------- validation
@@ -220,6 +240,16 @@ def sidebar() -> Config | None:
             "and adds a short-exponent assumption (see the README); standard relies on Paillier's "
             "assumption alone.",
             **bind("obfuscator"),
+        )
+        st.selectbox(
+            "Engine",
+            list(ENGINES),
+            format_func=ENGINE_LABELS.__getitem__,
+            help="In-process: every party is an object in this server (fast). Flower: each hospital "
+            "and the key holder is its own process on a local Flower deployment (SuperLink, one "
+            "SuperNode each); the same numbers, but every message takes seconds. Ring is the post's "
+            "protocol with sealed hops; star sends all gradients to the relay at once.",
+            **bind("engine"),
         )
         st.button("Reset to the post's defaults", width="stretch", on_click=reset)
 

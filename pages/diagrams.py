@@ -54,3 +54,28 @@ def ring_dot(
     lines.append('S -> H1 [label="average, in the clear", style=dashed, constraint=false];')
     lines.append("}")
     return "\n".join(lines)
+
+
+def star_dot(hospitals: int, selected: int | None = None) -> str:
+    """The star topology: every hospital sends to the relay, which hands the product to the
+    key holder. `selected` highlights hop k (hospital k's part, or n + 1: relay to server)."""
+    shown = sorted({1, 2, hospitals, *([selected] if selected and selected <= hospitals else [])})
+    lines = [
+        "digraph star {",
+        'rankdir=LR; bgcolor="transparent";',
+        'node [shape=box, style="rounded,filled", fillcolor="#f1f5f9", color="#94a3b8", fontname="sans-serif"];',
+        'edge [color="#94a3b8", fontname="sans-serif", fontsize=10];',
+        'R [label="Relay\n(no key)", fillcolor="#fef3c7", color="#b45309"];',
+        'S [label="Server\n(private key)", fillcolor="#e0e7ff", color="#4338ca"];',
+    ]
+    for k in shown:
+        edge = HIGHLIGHT if k == selected else ""
+        lines.append(f'H{k} [label="Hospital {k}"];')
+        lines.append(f'H{k} -> R [label="Enc(g{k})" {edge}];')
+    if len(shown) < hospitals:
+        lines.append('more [label="…", shape=plaintext, style=""];')
+        lines.append("more -> R;")
+    edge = HIGHLIGHT if selected == hospitals + 1 else ""
+    lines.append(f'R -> S [label="Enc(sum): the product, with every signed part" {edge}];')
+    lines.append("}")
+    return "\n".join(lines)

@@ -10,7 +10,7 @@ from fedviz.crypto.encoding import FRACTION_BITS, PackedCodec, make_codec
 from fedviz.data import FEATURES
 from fedviz.events import RingHop
 from pages import common
-from pages.diagrams import prefix, ring_dot
+from pages.diagrams import prefix, ring_dot, star_dot
 
 FLOAT64_BYTES = 8
 
@@ -45,11 +45,35 @@ assert hops is not None
 hop_labels = {h.hop: f"{h.hop}: {h.sender} → {h.receiver}" for h in hops}
 hop_no = pick_hop.selectbox("Hop", list(hop_labels), format_func=hop_labels.__getitem__, key="ring-hop")
 hop: RingHop = hops[hop_no - 1]
+parties = transcript.parties
+star = parties is not None and parties.topology == "star"
 
+st.graphviz_chart(star_dot(n_hosp, hop_no) if star else ring_dot(n_hosp, hop_no), width="stretch")
+if parties is not None:
+    with st.expander(f"The parties: {len(parties.parties)} separate processes (Flower, {parties.topology})"):
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "party": p.name,
+                        "role": p.role,
+                        "process id": p.pid,
+                        "Flower node id": "" if p.node_id is None else str(p.node_id),
+                    }
+                    for p in parties.parties
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+            key="ring-parties",
+        )
+        st.caption(
+            "Each hospital and the key holder is a Flower SuperNode of its own; the relay is Flower's "
+            "ServerApp under the SuperLink. The private key lives only in the key holder's node. These "
+            "processes ended with the run."
+        )
 
-st.graphviz_chart(ring_dot(n_hosp, hop_no), width="stretch")
-
-terms = prefix(hop.contributions)
+terms = f"g{hop.hop}" if hop.receiver == "Relay" else prefix(hop.contributions)
 per_ct = hop.nbytes // len(hop.ciphertexts)
 st.subheader(f"Round {round_}, hop {hop.hop}: {hop.sender} → {hop.receiver}")
 hop_metrics = st.container(horizontal=True)  # wraps on a narrow window
@@ -62,8 +86,41 @@ hop_metrics.metric(
     help=f"The same gradient in the clear: {len(FEATURES)} float64 values = {len(FEATURES) * 8} bytes.",
 )
 
+exchange = transcript.exchange(round_, f"part {hop.hop}" if star else f"hop {hop.hop}")
+if exchange is not None and exchange.sealed:
+    relay_saw, only_receiver = st.columns(2)
+    relay_saw.info(
+        f"**What the relay carried:** {exchange.nbytes:,} sealed bytes (AES-GCM under a key only "
+        f"{hop.sender} and {hop.receiver} can derive), beginning `{exchange.preview}…`. It learns the size "
+        f"and the timing ({exchange.seconds:.1f} s for this exchange), nothing else.",
+        icon=":material/mail_lock:",
+    )
+    only_receiver.info(
+        f"**What only {hop.receiver} could open:** the ciphertext below, after checking the seal. "
+        f"{hop.sender} also signed a statement naming it (by its hash), which the key holder checks before "
+        "it decrypts anything.",
+        icon=":material/key:",
+    )
+elif exchange is not None:
+    st.info(
+        f"**The relay sees this ciphertext itself** ({exchange.nbytes:,} bytes, not sealed): in the star it "
+        "multiplies all hospitals' ciphertexts. It cannot read them (no key), but if it colluded with the "
+        "key holder, every hospital's gradient would be open — see the Privacy page.",
+        icon=":material/visibility:",
+    )
+
 can, cannot = st.columns(2)
-if hop.receiver == "Server":
+if hop.receiver == "Relay":
+    can.success(
+        "**The relay can** multiply this ciphertext with the other hospitals' (which adds the hidden "
+        "gradients) and forward the product, with every hospital's signed statement, to the key holder.",
+        icon=":material/lock_open:",
+    )
+    cannot.error(
+        "**The relay cannot** read any value: it holds no key.",
+        icon=":material/lock:",
+    )
+elif hop.receiver == "Server":
     can.success(
         f"**The server can** decrypt this total of all {n_hosp} gradients, divide by {n_hosp} and broadcast "
         "the average in the clear.",
@@ -156,7 +213,11 @@ else:
 st.subheader("Traffic")
 traffic = st.container(horizontal=True)
 traffic.metric("Bytes per hop", f"{hop.nbytes:,}")
-traffic.metric("Bytes per round", f"{sum(h.nbytes for h in hops):,}", help=f"{n_hosp} hops of the ring")
+traffic.metric(
+    "Bytes per round",
+    f"{sum(h.nbytes for h in hops):,}",
+    help=f"{len(hops)} hops" + (" (the hospitals' parts, then the product)" if star else " of the ring"),
+)
 traffic.metric(
     "Whole run",
     f"{sum(h.nbytes for h in hops) * config.rounds / 1e6:.2f} MB",

@@ -19,7 +19,7 @@ from typing import Literal, TypeVar
 import streamlit as st
 
 from fedviz.config import Config
-from fedviz.engines.background import Job
+from fedviz.engines.background import Engine, Job
 from fedviz.events import Event
 from fedviz.privacy.attacks import Observations
 from fedviz.protocol import Server
@@ -110,12 +110,17 @@ def is_stale() -> bool:
 # --------------------------------------------------------------------------- running
 
 
-def start(config: Config, purpose: Purpose = "main", pause: float = 0.0) -> JobSlot:
+def start(
+    config: Config,
+    purpose: Purpose = "main",
+    pause: float = 0.0,
+    engine: tuple[Engine, str] = ("inprocess", "ring"),
+) -> JobSlot:
     """Start a run owned by this session (a run already in flight is cancelled first)."""
     cancel("a new run was started")
     collect()  # one that ended unseen still gets its results taken in
     state = RunState(config)
-    job = Job(config, [state.add], pause=pause)
+    job = Job(config, [state.add], pause=pause, engine=engine[0], topology=engine[1])
     token = st.session_state.setdefault("_token", _SessionToken())
     job.cancel_with(token)
     current = JobSlot(job.start(), state, purpose)

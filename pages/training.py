@@ -46,14 +46,16 @@ pace = run_row.segmented_control(
 )
 note_col = run_row.container()
 pause = controls.pace_seconds()
+engine = controls.engine()
 session.set_pause(pause)
 ok = True
 if config is not None:
-    seconds = common.forecast(config, pause)
+    seconds = common.forecast(config, pause, engine)
     note_col.caption(
         f"Expected ≈ {human_duration(seconds)}"
         + (f" (with {human_duration(config.rounds * pause)} of pauses)" if pause else "")
         + f" · {config.hospitals} hospitals, {config.key_length}-bit keys"
+        + (f" · {controls.ENGINE_LABELS[controls.settings()['engine']]}" if engine[0] == "flower" else "")
     )
     with note_col:
         ok = common.confirmed(config, seconds, "training")
@@ -71,7 +73,7 @@ if run_col.button(
     "look at other pages; Stop ends it.",
 ):
     assert config is not None
-    session.start(config, pause=pause)
+    session.start(config, pause=pause, engine=engine)
 
 common.notices()
 

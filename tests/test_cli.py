@@ -79,6 +79,12 @@ def test_readable_table_without_json():
         (["--gradient", "median"], "error: gradient = 'median' is not allowed: one of sum, mean"),
         (["--encoding", "zip"], "error: encoding = 'zip' is not allowed"),
         (["--workers", "many"], "error: workers = 'many' is not allowed: auto or 0"),
+        (["--engine", "warp"], "error: engine = 'warp' is not allowed: inprocess or flower"),
+        (
+            ["--engine", "flower", "--topology", "mesh"],
+            "error: topology = 'mesh' is not allowed: ring or star",
+        ),
+        (["--topology", "star"], "error: topology = 'star' is not allowed: ring with the in-process engine"),
         (["--frobnicate"], "error: unrecognized arguments: --frobnicate"),
         (["--rounds"], "error: argument --rounds: expected one argument"),
     ],
@@ -281,3 +287,19 @@ def test_two_hospitals_warn_on_stderr():
 def test_help_exits_0():
     done = cli("--help")
     assert done.returncode == 0 and "--key-length" in done.stdout and "--encoding" in done.stdout
+
+
+def test_events_are_json_lines_of_the_same_stream():
+    from fedviz.eventlog import from_line
+    from fedviz.events import FederatedRound, RunFinished, RunStarted
+
+    code, out, _ = in_process("--key-length", "1024", "--rounds", "3", "--events", "--workers", "0", "--json")
+    assert code == 0
+    lines = out.strip().splitlines()
+    events = [from_line(line) for line in lines[:-1]]
+    assert isinstance(events[0], RunStarted) and isinstance(events[-1], RunFinished)
+    assert [e.round for e in events if isinstance(e, FederatedRound)] == [1, 2, 3]
+    assert all(json.loads(line)["event"] == type(e).__name__ for line, e in zip(lines, events, strict=False))
+    summary = json.loads(lines[-1])
+    assert summary["engine"] == "in-process" and summary["parties"] == []
+    assert summary["federated_mse"] == list(events[-1].federated_mse)

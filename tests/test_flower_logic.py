@@ -284,3 +284,44 @@ def test_events_survive_json_lines_exactly():
         "encoding",
         0.5,
     )
+
+
+def test_what_each_coalition_reads_under_ring_and_star_is_measured():
+    from fedviz.privacy.topology import measure
+
+    exposures = {(e.topology, e.coalition): e for e in measure()}
+    exact = {key for key, e in exposures.items() if e.exact}
+    assert exact == {
+        ("ring", "hospital 2 + key holder"),
+        ("ring", "hospitals 2 … n (all but one)"),
+        ("star", "the key holder"),
+        ("star", "relay + key holder"),
+        ("star", "hospital 2 + key holder"),
+        ("star", "hospitals 2 … n (all but one)"),
+    }
+    # those that cannot read it are left with the average: the same, non-zero error for each
+    misses = {round(e.error, 9) for key, e in exposures.items() if key not in exact}
+    assert len(misses) == 1 and misses.pop() > 1
+
+
+def test_progress_names_the_exchange_and_its_latency():
+    from fedviz.engines.background import Progress, progress_after
+
+    before = Progress(0.3, "federated training (round 1 of 4)")
+    after = progress_after(Exchange(2, "hop 3", "Hospital 3", 4.25, 284, "ab", True), SMALL, before)
+    assert after.where == "federated training (round 2 of 4)" and after.fraction >= before.fraction
+    assert after.detail == "hop 3: Hospital 3 answered in 4.2 s (284 bytes · sealed)"
+
+
+def test_star_rounds_close_in_the_transcript():
+    from fedviz.report.transcript import Transcript
+
+    seen, _ = relay_run(SMALL, "star")
+    transcript = Transcript()
+    for event in seen:
+        transcript.add(event)
+    hops = transcript.hops(1)
+    assert hops is not None and len(hops) == SMALL.hospitals + 1
+    assert [h.receiver for h in hops] == ["Relay"] * SMALL.hospitals + ["Server"]
+    assert transcript.parties is not None and transcript.parties.topology == "star"
+    assert transcript.exchange(1, "decrypt") is not None

@@ -38,6 +38,7 @@ from fedviz.errors import FedvizError
 from fedviz.events import (
     EncryptionProgress,
     Event,
+    Exchange,
     FederatedRound,
     KeysGenerated,
     LocalRound,
@@ -47,6 +48,10 @@ from fedviz.events import (
 from fedviz.protocol import Server
 
 Status = Literal["running", "finished", "failed", "cancelled"]
+Engine = Literal["inprocess", "flower"]
+"""inprocess: every party an object in the job's thread; flower: a loopback Flower deployment
+(its processes are the deployment's, stopped when the job ends; the key stays in the key
+holder's node, so `server` is None)."""
 Consumer = Callable[[Event], None]
 
 LOCAL_SHARE = 0.1
@@ -87,6 +92,21 @@ def progress_after(event: Event, config: Config, before: Progress) -> Progress:
         fraction = LOCAL_SHARE + 0.02 + (0.98 - LOCAL_SHARE) * event.round / rounds
         upcoming = min(event.round + 1, rounds)
         return Progress(fraction, f"federated training (round {upcoming} of {rounds})")
+    if isinstance(event, Exchange):
+        where = (
+            "joining: local training and keys"
+            if event.round == 0
+            else f"federated training (round {event.round} of {rounds})"
+        )
+        fraction = before.fraction
+        if event.round > 0:
+            fraction = LOCAL_SHARE + 0.02 + (0.98 - LOCAL_SHARE) * (event.round - 1) / rounds
+        lock = " · sealed" if event.sealed else ""
+        return Progress(
+            max(before.fraction, fraction),
+            where,
+            f"{event.step}: {event.party} answered in {event.seconds:.1f} s ({event.nbytes:,} bytes{lock})",
+        )
     if isinstance(event, RunFinished):
         return Progress(1.0, "the end of the run")
     return before
@@ -129,13 +149,17 @@ class Job:
         pause: float = 0.0,
         workers: int | None = None,
         use_pool: bool | None = None,
+        engine: Engine = "inprocess",
+        topology: str = "ring",
     ) -> None:
         self.config = config
+        self.engine, self.topology = engine, topology
         self.pause = pause
         self.lock = threading.Lock()
         self._consumers = tuple(consumers)
         self._workers = workers
-        self._use_pool = pool_pays_off(config) if use_pool is None else use_pool
+        inprocess = engine == "inprocess"
+        self._use_pool = inprocess and (pool_pays_off(config) if use_pool is None else use_pool)
         self._cancel = threading.Event()
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._main, name="fedviz-run", daemon=True)
@@ -214,7 +238,12 @@ class Job:
                 self._pool = run_pool(self._workers)
                 if self._cancel.is_set():  # cancelled before the pool existed
                     terminate(self._pool)
-            stream = run(self.config, pool=self._pool, server=self._make_server)
+            if self.engine == "flower":
+                from fedviz.engines.flower.engine import run as run_flower
+
+                stream = run_flower(self.config, self.topology, cancel=self._cancel)  # type: ignore[arg-type]
+            else:
+                stream = run(self.config, pool=self._pool, server=self._make_server)
             for event in stream:
                 if self._cancel.is_set():
                     break

@@ -41,7 +41,8 @@ def operation_costs(key_length: int, obfuscator: str) -> tuple[float, float]:
     half = key_length // 2
     p2 = gmpy2.mpz(secrets.randbits(half) | (1 << (half - 1)) | 1) ** 2
     e = gmpy2.mpz(secrets.randbits(half))
-    dec = 2 * _time(lambda: gmpy2.powmod(base % p2, e, p2))  # CRT: two half-size exponentiations
+    # CRT: two half-size exponentiations, computed side by side on two cores
+    dec = (1 if default_workers() >= 2 else 2) * _time(lambda: gmpy2.powmod(base % p2, e, p2))
     return obf, dec
 
 
@@ -70,6 +71,25 @@ def estimate_seconds(config: Config, workers: int | None = None) -> float:
     per_round = max(critical, (config.hospitals * cts * obf + critical) / cores)
     per_round += config.hospitals * PER_HOSPITAL_ROUND_S
     return KEYGEN_S[config.key_length] + config.rounds * per_round + 0.05
+
+
+FLOWER_START_S = 15.0
+"""Starting a loopback Flower deployment (SuperLink, SuperNodes) and submitting the run."""
+FLOWER_EXCHANGE_S = 5.0
+"""One Flower exchange on loopback: the relay's push, the node's poll, a new ClientApp
+process, the reply pulled (`python -m benchmarks.flower`; the parties' own work is ms)."""
+
+
+def flower_exchanges(config: Config, topology: str) -> int:
+    """Sequential exchanges of a Flower run: join, then per round n + 1 (ring) or 2 (star),
+    then the final step."""
+    per_round = config.hospitals + 1 if topology == "ring" else 2
+    return 2 + config.rounds * per_round
+
+
+def flower_seconds(config: Config, topology: str) -> float:
+    """Expected wall time of a run on a loopback Flower deployment (Flower's latency dominates)."""
+    return FLOWER_START_S + flower_exchanges(config, topology) * FLOWER_EXCHANGE_S
 
 
 CONFIRM_ABOVE_S = 60.0

@@ -15,7 +15,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from fedviz.events import Event, KeysGenerated, RingHop, RunStarted
+from fedviz.events import Event, Exchange, KeysGenerated, PartiesStarted, RingHop, RunStarted
+from fedviz.protocol import SERVER_NAME
 
 DEFAULT_BUDGET_BYTES = 32 * 1024 * 1024
 
@@ -31,6 +32,12 @@ class Transcript:
     rounds: dict[int, tuple[RingHop, ...]] = field(default_factory=dict)
     latest: tuple[RingHop, ...] = ()
     dropped: int = 0
+    parties: PartiesStarted | None = None
+    """A distributed run's parties (None in-process)."""
+    exchanges: dict[tuple[int, str], Exchange] = field(default_factory=dict)
+    """A distributed run's message exchanges as the relay saw them, by (round, step): a few
+    hundred bytes each (a preview of at most 16 bytes, never a plaintext); Flower's seconds
+    per message keep their number small."""
     _pending: list[RingHop] = field(default_factory=list)
     _kept_bytes: int = 0
 
@@ -39,9 +46,13 @@ class Transcript:
             self.hospitals = len(event.patients)
         elif isinstance(event, KeysGenerated):
             self.keys, self.n = event, event.n
+        elif isinstance(event, PartiesStarted):
+            self.parties = event
+        elif isinstance(event, Exchange):
+            self.exchanges[(event.round, event.step)] = event
         elif isinstance(event, RingHop):
             self._pending.append(event)
-            if event.hop == self.hospitals:
+            if event.receiver == SERVER_NAME:  # the last hop of a round (ring or star)
                 self._close_round(tuple(self._pending))
                 self._pending = []
 
@@ -57,6 +68,9 @@ class Transcript:
     @property
     def last_round(self) -> int:
         return self.latest[0].round if self.latest else 0
+
+    def exchange(self, round_: int, step: str) -> Exchange | None:
+        return self.exchanges.get((round_, step))
 
     def hops(self, round_: int) -> tuple[RingHop, ...] | None:
         """The hops of a round, or None when the budget did not keep it."""

@@ -10,6 +10,7 @@ no process is left.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Generator
 
@@ -24,7 +25,11 @@ STATUS_EVERY_S = 2.0
 IDLE_SLEEP_S = 0.02
 
 
-def run(config: Config, topology: Topology = "ring") -> Generator[Event, None, None]:
+def run(
+    config: Config, topology: Topology = "ring", cancel: threading.Event | None = None
+) -> Generator[Event, None, None]:
+    """The experiment's events. `cancel`: when set (from any thread), the run ends within
+    about `IDLE_SLEEP_S` plus the deployment's stop, without yielding more."""
     deployment = Deployment(config, topology)
     try:
         deployment.start()
@@ -41,6 +46,8 @@ def run(config: Config, topology: Topology = "ring") -> Generator[Event, None, N
                 if isinstance(item, RunFinished):
                     return
                 continue
+            if cancel is not None and cancel.is_set():
+                return
             if finished_status:  # the relay ended and every line it wrote has been read
                 raise FlowerRunError(f"the relay stopped ({finished_status}) before the run finished")
             dead = deployment.dead()
