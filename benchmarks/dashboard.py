@@ -299,6 +299,7 @@ class Visitor:
         self.fragment_run = False  # the run in progress reruns fragments only
         self.live = False  # the last full run registered an auto-rerun fragment
         self.full_runs = self.fragment_runs = 0  # runs finished successfully
+        self.cut_short = 0  # runs that finished early for a rerun
         self.bytes = {"full": 0, "fragment": 0}
         self.first_delta: float | None = None
         self.finished: float | None = None
@@ -421,6 +422,8 @@ class Visitor:
                         self.finished = now
                     elif msg.script_finished == ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY:
                         self.fragment_runs += 1
+                    elif msg.script_finished == ForwardMsg.FINISHED_EARLY_FOR_RERUN:
+                        self.cut_short += 1
                 self.bytes["fragment" if self.fragment_run else "full"] += len(raw)
                 self._news.set()
         except ConnectionClosed:
@@ -432,9 +435,10 @@ class Visitor:
         if delta.WhichOneof("type") != "new_element":
             return
         element = delta.new_element
-        body = getattr(element, element.WhichOneof("type"))
+        kind = element.WhichOneof("type")
+        body = getattr(element, kind)
         widget_id = getattr(body, "id", "")
-        if widget_id.endswith("-results-table"):
+        if kind == "dataframe":  # the Training page's one table: the results
             self.results = now
         elif widget_id:
             self.widgets[getattr(body, "label", "") or widget_id] = body
@@ -599,7 +603,8 @@ def report_busy(
     print(
         f"  busy period {wall:.1f} s: {sum(runs)} runs started, {fragments} fragment reruns "
         f"({fragments / wall:.1f}/s, {fragment_bytes / max(fragments, 1) / 1e3:.0f} kB each), "
-        f"{sum(v.full_runs for v in busy)} full runs; this harness used {harness_cpu:.1f} s CPU"
+        f"{sum(v.cut_short for v in busy)} runs cut short for a rerun; "
+        f"this harness used {harness_cpu:.1f} s CPU"
     )
     names = sorted(
         {name for s in sampler.samples for name in s},

@@ -252,7 +252,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def _at_most(config: Config) -> str:
-    """The end of a divergence's error line: ", at most 0.024", the largest learning rate
+    """The end of a divergence's error line: ", at most 0.016", the largest learning rate
     predicted to work; "" if that is not smaller than the configured one (or the search
     itself fails or is interrupted)."""
     from fedviz.advice import format_rate, largest_stable_learning_rate

@@ -20,10 +20,11 @@ from fedviz.engines.inprocess import preflight
 @pytest.mark.parametrize(
     ("settings", "expected"),
     [
-        ({}, 0.024),  # 2048 bits, 3 hospitals, 50 rounds
+        ({}, 0.016),  # 2048 bits, 3 hospitals, 50 rounds: the packed sum stays below both primes
         ({"key_length": 1024}, 0.016),
-        ({"gradient": "mean"}, 3.3),
-        ({"hospitals": 10}, 0.081),
+        ({"key_length": 4096}, 0.024),  # twice the slot width, a wider range
+        ({"gradient": "mean"}, 2.2),
+        ({"hospitals": 10}, 0.055),
         ({"warm_start": False, "key_length": 1024}, None),
         ({"encoding": "per-value"}, 6.1),
     ],
@@ -69,13 +70,13 @@ def test_cost_is_one_preflight_and_a_bounded_search(monkeypatch):
 def test_a_disagreeing_model_falls_back_to_preflight(monkeypatch):
     """If the vectorised copy ever said yes where preflight says no, preflight wins."""
     monkeypatch.setattr(
-        advice._Model, "first_failure", lambda self, eta: None if eta < 0.05 else ("federated", 1)
+        advice._Model, "first_failure", lambda self, eta: None if eta < 0.03 else ("federated", 1)
     )
     advice._largest.cache_clear()
     config = Config(seed=3)
     best = largest_stable_learning_rate(config)
     advice._largest.cache_clear()
-    assert 0 < best < 0.05 and preflight(replace(config, learning_rate=best)) is None
+    assert 0 < best < 0.03 and preflight(replace(config, learning_rate=best)) is None
 
 
 def test_refusal_federated_phase_in_plain_words():
@@ -106,7 +107,7 @@ def test_refusal_of_half_at_2048_bits():
     assert problem is not None
     sentence = refusal(config, problem)
     assert sentence.startswith("Learning rate 0.5 makes training diverge (federated round 1:")
-    assert sentence.endswith("Use at most 0.024.")
+    assert sentence.endswith("Use at most 0.016.")
 
 
 def test_grid_and_formatting():

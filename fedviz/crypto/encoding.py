@@ -79,6 +79,9 @@ class Codec(Protocol):
     @property
     def max_abs(self) -> float: ...
 
+    @property
+    def plaintext_bound(self) -> int | None: ...
+
     def encode(self, values: np.ndarray) -> list[int]: ...
 
     def decode_sum(self, plaintexts: list[int], count: int) -> np.ndarray: ...
@@ -111,6 +114,11 @@ class PerValueCodec:
     @property
     def max_abs(self) -> float:
         return largest_encodable(self.bound)
+
+    @property
+    def plaintext_bound(self) -> int | None:
+        """None: negatives wrap to n - |q|, so a plaintext may be anywhere below n."""
+        return None
 
     def encode(self, values: np.ndarray) -> list[int]:
         out = []
@@ -158,17 +166,36 @@ class PackedCodec:
     @classmethod
     def plan(cls, n: int, dims: int, hospitals: int) -> PackedCodec:
         """The widest slots that fit all `dims` values in as few plaintexts as possible while
-        keeping at least `MIN_INTEGER_BITS` before the point."""
-        capacity = n.bit_length() - 1
+        keeping at least `MIN_INTEGER_BITS` before the point.
+
+        When every value fits in one plaintext below half the modulus's bits (2048 bits and
+        up), that layout is taken: the sum then stays below both primes of the key, so the
+        key holder decrypts it with one CRT half, half the work (`plaintext_bound`). The
+        grid (2**-56) is the same, so results are identical; the range per value is what the
+        next key size down would give (±1.7e10 at 2048 bits instead of ±1.7e38)."""
+        half = n.bit_length() // 2 - 1
+        for capacity in (half, n.bit_length() - 1):
+            codec = cls._fit(n, dims, hospitals, capacity)
+            if codec is not None and (capacity != half or codec.ciphertexts == 1):
+                return codec
+        raise EncodingOverflow(
+            f"a {n.bit_length()}-bit key cannot hold even one slot for {hospitals} hospitals"
+        )
+
+    @classmethod
+    def _fit(cls, n: int, dims: int, hospitals: int, capacity: int) -> PackedCodec | None:
         carry = (hospitals - 1).bit_length()
         for slots in range(dims, 0, -1):
             slot_bits = capacity // slots
             value_bits = slot_bits - carry
             if value_bits - 1 - FRACTION_BITS >= MIN_INTEGER_BITS:
                 return cls(n, dims, hospitals, slot_bits, value_bits, slots)
-        raise EncodingOverflow(
-            f"a {n.bit_length()}-bit key cannot hold even one slot for {hospitals} hospitals"
-        )
+        return None
+
+    @property
+    def plaintext_bound(self) -> int:
+        """Every plaintext (a sum of up to `hospitals` encodings) is below this."""
+        return 1 << (self.slots * self.slot_bits)
 
     @property
     def carry_bits(self) -> int:

@@ -32,3 +32,28 @@ def node_configs(directory: Path, hospitals: int) -> dict[str, dict[str, str | i
         configs[name].update(identity=str(key_path), roster=str(roster_path))
     roster_path.write_text(json.dumps(roster, indent=1))
     return configs
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m fedviz.engines.flower.provision identity PATH`: a site makes its party's
+    identity key (PATH, readable by its owner only) and prints the public key for the roster."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2 or args[0] != "identity":
+        print("usage: python -m fedviz.engines.flower.provision identity PATH", file=sys.stderr)
+        return 2
+    try:
+        public = Identity.save_new(args[1])
+    except FileExistsError:
+        print(f"error: {args[1]} exists; an identity key is never overwritten", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"error: cannot write {args[1]}: {exc.strerror}", file=sys.stderr)
+        return 1
+    print(public.hex())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
