@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{config.hospitals} hospitals, {config.key_length} bits, {config.rounds} rounds")
     print()
     print(
-        "| engine | whole run s | start-up until the federated phase s | per federated round s (median) | exchanges per round | parties' own work per round s | transport's share |"
+        "| engine | whole run s | start-up until the federated phase s | per federated round s (median) | sequential exchanges per round | parties' own work per round s | share of a round that is not the parties' work |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|")
     base = results[0][0].mse

@@ -10,6 +10,7 @@ from typing import Any
 import streamlit as st
 
 from fedviz.config import Config
+from fedviz.engines.background import running_jobs
 from fedviz.report.estimate import CONFIRM_ABOVE_S, estimate_seconds, flower_seconds, human_duration
 from pages import controls, session
 from pages.session import RunState
@@ -19,8 +20,19 @@ TRAINING_PAGE, RING_PAGE, PRIVACY_PAGE = (
     str(PAGES / f"{name}.py") for name in ("training", "ring", "privacy")
 )
 """Absolute page paths, so the app also runs from an entry script elsewhere (tests)."""
-LIVE_EVERY_S = 0.4
-"""How often a page redraws while a run is in flight (whatever the run's event rate)."""
+LIVE_EVERY_S = 0.6
+"""How often a page redraws while a run is in flight and no other run shares the server
+(whatever the run's event rate)."""
+
+
+def live_every_s() -> float:
+    """The live redraw interval: `LIVE_EVERY_S` times the runs in flight on this server, so
+    that however many sessions watch a run, redrawing takes about the same share of the web
+    process (a chart redraw holds Python's lock for ~10 ms; four sessions redrawing every
+    0.4 s kept a newcomer's page waiting 1.5-3.5 s). Fixed when a page is drawn."""
+    return LIVE_EVERY_S * max(1, running_jobs())
+
+
 ICONS = {"error": ":material/block:", "warning": ":material/stop_circle:", "info": ":material/info:"}
 
 
@@ -85,7 +97,7 @@ def run_banner(key: str) -> None:
     if session.running() is None:
         return
 
-    @st.fragment(run_every=LIVE_EVERY_S)
+    @st.fragment(run_every=live_every_s())
     def live() -> None:
         redraw_when_ended()
         current = session.running()

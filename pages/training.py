@@ -1,7 +1,7 @@
 """Training page: run local and federated training live, then the results.
 
 The run itself is a background job of this session (`pages.session`): this page starts it,
-and while it runs a fragment redraws progress and charts every `LIVE_EVERY_S` seconds from
+and while it runs a fragment redraws progress and charts every `live_every_s()` seconds from
 the job's record, so drawing never slows the run and the run survives leaving the page."""
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from fedviz.data import split
 from fedviz.report.charts import empty_figure, mse_figure, split_figure, y_range_for
 from fedviz.report.estimate import human_duration
 from pages import common, controls, session
-
-REDRAW_S = 0.1  # least time between two live redraws of the charts (phase ends always draw)
 
 st.title("Federated learning on encrypted gradients")
 st.markdown(
@@ -48,7 +46,12 @@ note_col = run_row.container()
 pause = controls.pace_seconds()
 engine = controls.engine()
 session.set_pause(pause)
+WAIT_BELOW_S = 1.0
+"""Runs forecast shorter than this (e.g. the defaults at full speed) are waited for in the
+Run click's own page run, so their results appear at once instead of after a live redraw;
+if one takes longer than twice that, the live view takes over as usual."""
 ok = True
+seconds = 0.0
 if config is not None:
     seconds = common.forecast(config, pause, engine)
     note_col.caption(
@@ -73,7 +76,10 @@ if run_col.button(
     "look at other pages; Stop ends it.",
 ):
     assert config is not None
-    session.start(config, pause=pause, engine=engine)
+    started = session.start(config, pause=pause, engine=engine)
+    if seconds <= WAIT_BELOW_S:  # a run this short is over before a live redraw would come
+        started.job.join(2 * WAIT_BELOW_S)
+        session.collect()
 
 common.notices()
 
@@ -115,9 +121,10 @@ CHARTS = {"local": "Local training: each hospital alone", "federated": "Federate
 current = session.running()
 if current is not None and current.purpose == "main":
 
-    @st.fragment(run_every=common.LIVE_EVERY_S)
+    @st.fragment(run_every=common.live_every_s())
     def live() -> None:
-        """Progress and both charts, redrawn at a bounded rate while the run goes on."""
+        """Progress and both charts, redrawn at a bounded rate while the run goes on (one
+        fragment: two with their own timers kept interrupting each other's reruns)."""
         now = session.running()
         if now is None or now.purpose != "main":
             common.redraw_when_ended()

@@ -126,3 +126,32 @@ def test_a_hospital_that_dies_ends_the_run_naming_it():
     assert err.strip().splitlines()[-1].startswith("error: Hospital 2") and "exited" in err
     assert ended < 60, f"the run took {ended:.0f} s to notice"
     assert "Traceback" not in err
+
+
+@pytest.mark.timeout(180)
+def test_ctrl_c_stops_every_process_of_the_deployment():
+    proc = cli("--rounds", "5", "--json")
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if isinstance(from_line(line), PartiesStarted):
+            break
+    assert leftovers(), "the deployment should be running"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert err.strip().splitlines()[-1] == "error: interrupted" and "Traceback" not in err
+    assert json.loads(out.strip().splitlines()[-1])["status"] == "interrupted"
+
+
+@pytest.mark.timeout(120)
+def test_a_dashboard_job_on_flower_stops_its_deployment_when_cancelled():
+    from fedviz.engines.background import Job
+
+    seen: list = []
+    job = Job(CONFIG, [seen.append], engine="flower", topology="star").start()
+    assert wait_until(lambda: any(isinstance(e, PartiesStarted) for e in seen), 90)
+    assert leftovers()
+    job.cancel("Stop was pressed")
+    assert job.join(20)
+    assert job.status == "cancelled" and job.server is None
+    assert not leftovers()

@@ -116,10 +116,20 @@ _live: weakref.WeakSet[Job] = weakref.WeakSet()
 """Jobs not yet ended in this process."""
 
 
-def cancel_all(reason: str = "the server is shutting down") -> None:
-    """Cancel every job of this process (at exit, so no worker outlives the server)."""
-    for job in list(_live):
+def running_jobs() -> int:
+    """How many jobs of this process are running now (all sessions of a dashboard)."""
+    return sum(1 for job in list(_live) if not job.done)
+
+
+def cancel_all(reason: str = "the server is shutting down", wait_s: float = 10.0) -> None:
+    """Cancel every job of this process (at exit, so no worker outlives the server), and give
+    each up to `wait_s` to end: a Flower job stops its deployment in its own thread."""
+    jobs = list(_live)
+    for job in jobs:
         job.cancel(reason)
+    deadline = time.monotonic() + wait_s
+    for job in jobs:
+        job.join(max(0.0, deadline - time.monotonic()))
 
 
 # Before concurrent.futures' own exit hook, which would wait for the workers' running and
