@@ -33,6 +33,8 @@ def run(
     deployment = Deployment(config, topology)
     try:
         deployment.start()
+        if cancel is not None and cancel.is_set():
+            return
         run_id = deployment.submit()
         observer = Observer(config, deployment.observer_dir, {p.name: p.pid for p in deployment.processes})
         checked = time.monotonic()
