@@ -86,9 +86,15 @@ def worker_pids(pool: ProcessPoolExecutor) -> list[int]:
 
 def terminate(pool: ProcessPoolExecutor, timeout: float = 2.0) -> None:
     """End a pool now: drop its queue and kill its workers, even mid-task. Afterwards none of
-    its processes is left (waits up to `timeout` s for each, then SIGKILL)."""
-    processes = list((getattr(pool, "_processes", None) or {}).values())
+    its processes is left (waits up to `timeout` s for each, then SIGKILL).
+
+    Every worker must go: one killed while it held the task queue's lock leaves any sibling
+    blocked on that lock forever, and the interpreter's exit then waits for the sibling. So the
+    pool's own process table is read after `shutdown` (which stops new workers and drops the
+    executor's reference to the table), catching a worker started while this ran."""
+    table = getattr(pool, "_processes", None)
     pool.shutdown(wait=False, cancel_futures=True)
+    processes = list((table or {}).values())
     for process in processes:
         if process.is_alive():
             process.terminate()
