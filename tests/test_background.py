@@ -140,3 +140,34 @@ def test_only_runs_with_costly_randomness_get_worker_processes() -> None:
     assert pool_pays_off(HEAVY)
     assert Job(Config(key_length=1024))._use_pool is False
     assert Job(Config(key_length=1024), use_pool=True)._use_pool is True
+
+
+def test_terminate_leaves_no_worker_even_when_a_submit_races_it():
+    """Workers start on demand at submit. One started while `terminate` runs must die too:
+    a survivor blocks forever on the task queue's lock if a killed sibling held it, and the
+    interpreter's exit then waits for it (a CI run hung so)."""
+    import threading
+    from concurrent.futures import ProcessPoolExecutor
+
+    from fedviz.crypto import obfuscators
+
+    for _ in range(8):
+        pool = run_pool(2)
+        table = pool._processes  # the pool's own table of its workers
+        go = threading.Event()
+
+        def submit_until_refused(pool: ProcessPoolExecutor, go: threading.Event) -> None:
+            go.wait()
+            for _ in range(200):
+                try:
+                    pool.submit(obfuscators.warm_up)
+                except RuntimeError:  # the pool was shut down
+                    return
+
+        submitter = threading.Thread(target=submit_until_refused, args=(pool, go))
+        submitter.start()
+        go.set()
+        time.sleep(0.01)
+        terminate(pool)
+        submitter.join(10)
+        assert table and not [p.pid for p in table.values() if p.is_alive()]
