@@ -48,6 +48,21 @@ hop: RingHop = hops[hop_no - 1]
 parties = transcript.parties
 star = parties is not None and parties.topology == "star"
 
+if parties is not None:
+    st.info(
+        (
+            "**This run's parties were separate processes on Flower**: every message passed a relay (Flower's "
+            "ServerApp), which holds no key. "
+        )
+        + (
+            "In the **star** every hospital sent its encrypted gradient to the relay at once; the relay "
+            "multiplied them and handed the product, with every part, to the key holder (**Server**)."
+            if star
+            else "Each hop was **sealed** for the next hospital, so the relay saw only sealed bytes; below is the "
+            "ciphertext only the receiver could open, and what the relay carried."
+        ),
+        icon=":material/lan:",
+    )
 st.graphviz_chart(star_dot(n_hosp, hop_no) if star else ring_dot(n_hosp, hop_no), width="stretch")
 if parties is not None:
     with st.expander(f"The parties: {len(parties.parties)} separate processes (Flower, {parties.topology})"):

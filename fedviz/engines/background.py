@@ -102,11 +102,13 @@ def progress_after(event: Event, config: Config, before: Progress) -> Progress:
         if event.round > 0:
             fraction = LOCAL_SHARE + 0.02 + (0.98 - LOCAL_SHARE) * (event.round - 1) / rounds
         lock = " · sealed" if event.sealed else ""
-        return Progress(
-            max(before.fraction, fraction),
-            where,
-            f"{event.step}: {event.party} answered in {event.seconds:.1f} s ({event.nbytes:,} bytes{lock})",
+        detail = (
+            f"{event.step}: {event.party} answered in {event.seconds:.1f} s ({event.nbytes:,} bytes{lock})"
         )
+        if event.step.startswith("part") or event.step in ("join", "final step"):
+            # exchanges with every hospital at once: one line for all of them
+            detail = f"{event.step.split()[0]}: every party answered within {event.seconds:.1f} s"
+        return Progress(max(before.fraction, fraction), where, detail)
     if isinstance(event, RunFinished):
         return Progress(1.0, "the end of the run")
     return before
@@ -182,7 +184,16 @@ class Job:
         self.error: str | None = None
         self.reason: str | None = None
         """Why a cancelled job was cancelled, in words (e.g. "Stop was pressed")."""
-        self.progress = Progress(0.0, "setup")
+        self.progress = (
+            Progress(
+                0.0,
+                "setup",
+                "starting a local Flower deployment (a SuperLink and a SuperNode per party); then the "
+                "parties join: each hospital trains on its own data, the key holder makes the key pair",
+            )
+            if engine == "flower"
+            else Progress(0.0, "setup")
+        )
         self.first_point_s: float | None = None
 
     # ------------------------------------------------------------------ control

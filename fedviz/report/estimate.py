@@ -73,18 +73,26 @@ def estimate_seconds(config: Config, workers: int | None = None) -> float:
     return KEYGEN_S[config.key_length] + config.rounds * per_round + 0.05
 
 
-FLOWER_START_S = 15.0
-"""Starting a loopback Flower deployment (SuperLink, SuperNodes) and submitting the run."""
-FLOWER_EXCHANGE_S = 5.0
+FLOWER_START_S = 25.0
+"""Starting a loopback Flower deployment (SuperLink, SuperNodes registering) and submitting
+the run, before the first exchange (measured 20-35 s on the 2-core VM)."""
+FLOWER_EXCHANGE_S = 7.0
 """One Flower exchange on loopback: the relay's push, the node's poll, a new ClientApp
-process, the reply pulled (`python -m benchmarks.flower`; the parties' own work is ms)."""
+process, the reply pulled (`python -m benchmarks.flower`: 4-8 s, more under load; the
+parties' own work is milliseconds)."""
 
 
-def flower_exchanges(config: Config, topology: str) -> int:
-    """Sequential exchanges of a Flower run: join, then per round n + 1 (ring) or 2 (star),
-    then the final step."""
-    per_round = config.hospitals + 1 if topology == "ring" else 2
-    return 2 + config.rounds * per_round
+def flower_exchanges(config: Config, topology: str) -> float:
+    """Sequential exchanges of a Flower run, in units of one exchange: join and the final step
+    ask every party at once, as do a star's parts; parallel ClientApp processes share the
+    cores, so such an exchange counts as many as the parties per core."""
+    cores = default_workers()
+
+    def parallel(parties: int) -> float:
+        return max(1.0, parties / cores)
+
+    per_round = config.hospitals + 1 if topology == "ring" else parallel(config.hospitals) + 1
+    return parallel(config.hospitals + 1) + config.rounds * per_round + parallel(config.hospitals)
 
 
 def flower_seconds(config: Config, topology: str) -> float:
@@ -102,6 +110,9 @@ def human_duration(seconds: float) -> str:
         return f"{seconds:.1f} s"
     if seconds < 90:
         return f"{seconds:.0f} s"
+    if seconds < 600:  # minutes and seconds, so a running clock keeps moving
+        whole, rest = divmod(round(seconds), 60)
+        return f"{whole} min {rest:02d} s"
     minutes = seconds / 60
     if minutes < 90:
         return f"{minutes:.0f} min"
