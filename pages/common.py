@@ -21,16 +21,19 @@ TRAINING_PAGE, RING_PAGE, PRIVACY_PAGE = (
 )
 """Absolute page paths, so the app also runs from an entry script elsewhere (tests)."""
 LIVE_EVERY_S = 0.6
-"""How often a page redraws while a run is in flight and no other run shares the server
-(whatever the run's event rate)."""
+"""How often a page redraws while a full-speed run is in flight and no other run shares the
+server (whatever the run's event rate)."""
+PACED_EVERY_S = 0.3
+"""The same for a run paced for an audience (watchable, slow): it is slowed on purpose, so
+smooth charts matter more than the redraws' cost."""
 
 
-def live_every_s() -> float:
-    """The live redraw interval: `LIVE_EVERY_S` times the runs in flight on this server, so
+def live_every_s(paced: bool = False) -> float:
+    """The live redraw interval: the base interval times the runs in flight on this server, so
     that however many sessions watch a run, redrawing takes about the same share of the web
     process (a chart redraw holds Python's lock for ~10 ms; four sessions redrawing every
     0.4 s kept a newcomer's page waiting 1.5-3.5 s). Fixed when a page is drawn."""
-    return LIVE_EVERY_S * max(1, running_jobs())
+    return (PACED_EVERY_S if paced else LIVE_EVERY_S) * max(1, running_jobs())
 
 
 ICONS = {"error": ":material/block:", "warning": ":material/stop_circle:", "info": ":material/info:"}

@@ -121,7 +121,7 @@ CHARTS = {"local": "Local training: each hospital alone", "federated": "Federate
 current = session.running()
 if current is not None and current.purpose == "main":
 
-    @st.fragment(run_every=common.live_every_s())
+    @st.fragment(run_every=common.live_every_s(paced=current.job.pause > 0))
     def live() -> None:
         """Progress and both charts, redrawn at a bounded rate while the run goes on (one
         fragment: two with their own timers kept interrupting each other's reruns)."""

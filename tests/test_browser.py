@@ -705,6 +705,10 @@ def test_a_flower_run_shows_its_parties_and_sealed_hops(browser: Browser, server
     set_text(visitor, "Rounds", "1")
     choose_select(visitor, "Engine", "Flower: separate processes, ring")
     expect(visitor.get_by_text("Flower: separate processes, ring").first).to_be_visible()
+    # Flower's seconds per message make even one round a minute or more: it asks first
+    expect(visitor.get_by_text("every message between parties takes seconds")).to_be_visible()
+    visitor.get_by_text("Yes, run for about", exact=False).click()
+    idle(visitor)
     visitor.get_by_role("button", name="Run", exact=True).click()
     progress = visitor.get_by_test_id("stProgress")
     expect(progress).to_contain_text("answered in", timeout=120_000)  # an exchange and its latency
@@ -714,8 +718,9 @@ def test_a_flower_run_shows_its_parties_and_sealed_hops(browser: Browser, server
     assert wait_until(lambda: not marked(MARKER), 15), "the deployment's processes outlived the run"
     visitor.get_by_test_id("stSidebarNav").get_by_text("Ring inspector").click()
     idle(visitor)
-    carried = visitor.get_by_test_id("stAlertContainer").filter(has_text="What the relay carried")
+    carried = visitor.get_by_test_id("stAlertContainer").filter(has_text="What the relay carried:")
     expect(carried).to_contain_text("sealed bytes")
+    expect(visitor.get_by_text("This run's parties were separate processes on Flower")).to_be_visible()
     visitor.get_by_text("separate processes (Flower, ring)").click()
     parties = visitor.get_by_test_id("stDataFrame").filter(has_text="key holder")
     expect(parties).to_be_visible()
