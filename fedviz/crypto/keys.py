@@ -16,6 +16,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -192,3 +193,10 @@ def add(a: paillier.EncryptedNumber, b: paillier.EncryptedNumber) -> paillier.En
     if a.exponent != b.exponent:
         raise ValueError("ciphertexts with different exponents cannot be added without re-encoding")
     return a + b
+
+
+def add_vectors(
+    a: Sequence[paillier.EncryptedNumber], b: Sequence[paillier.EncryptedNumber]
+) -> tuple[paillier.EncryptedNumber, ...]:
+    """Element-wise homomorphic addition of two equally long ciphertext vectors."""
+    return tuple(add(x, y) for x, y in zip(a, b, strict=True))

@@ -115,7 +115,12 @@ def preflight(config: Config) -> TrainingDiverged | None:
 def planned_codec(config: Config) -> PerValueCodec | PackedCodec:
     """The codec the ring would agree on, planned before any key exists: a modulus of exactly
     the configured bit length gives the same layout as the real one."""
-    return make_codec(config.encoding, (1 << config.key_length) - 1, len(FEATURES), config.hospitals)
+    return agreed_codec(config, (1 << config.key_length) - 1)
+
+
+def agreed_codec(config: Config, n: int) -> PerValueCodec | PackedCodec:
+    """The codec every party derives from the public modulus n and the public settings."""
+    return make_codec(config.encoding, n, len(FEATURES), config.hospitals)
 
 
 def keys_generated(
@@ -201,9 +206,8 @@ def run(
         server = server()
     if server.public.public_key.n.bit_length() != config.key_length:
         raise ValueError("the given server's key length differs from the config")
-    dims = len(FEATURES)
     try:
-        codec = make_codec(config.encoding, server.public.n, dims, config.hospitals)
+        codec = agreed_codec(config, server.public.n)
     except EncodingOverflow as exc:
         raise TrainingDiverged("setup", 0, str(exc), eta, cause="encoding") from None
     yield keys_generated(config, server.keygen_seconds, server.public.n, codec)

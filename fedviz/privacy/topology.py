@@ -22,13 +22,12 @@ from typing import Any
 import numpy as np
 
 from fedviz.config import Config
-from fedviz.crypto.encoding import make_codec
 from fedviz.crypto.keys import ServerKeys
 from fedviz.crypto.sealing import HopKey, SealError, header, unseal
-from fedviz.data import FEATURES
 from fedviz.engines.flower.content import cards_from
 from fedviz.engines.flower.direct import DirectTransport
 from fedviz.engines.flower.relay import Relay, Topology
+from fedviz.engines.inprocess import agreed_codec
 from fedviz.events import FederatedRound
 from fedviz.protocol import SERVER_NAME, RingMessage, Server, hospital_name
 from fedviz.protocol.wire import from_payload
@@ -86,7 +85,7 @@ def _measure(config: Config, topology: Topology) -> list[Exposure]:
     states = {s.name: transport.states[node] for node, s in transport.setups.items()}
     holder = states[SERVER_NAME]
     server = Server.with_keys(ServerKeys.restore_on_own_node({k: holder[k] for k in ("p", "q", "hs")}, 0.0))
-    codec = make_codec(config.encoding, server.public.n, len(FEATURES), n)
+    codec = agreed_codec(config, server.public.n)
     run = transport.run
     sent = [(party, action, content) for party, action, content in transport.sent]
 

@@ -16,7 +16,7 @@ import numpy as np
 from phe.paillier import EncryptedNumber
 
 from fedviz.crypto.encoding import Codec
-from fedviz.crypto.keys import add
+from fedviz.crypto.keys import add_vectors
 from fedviz.crypto.sealing import Roster, SealError, digest
 from fedviz.protocol.attestation import Attestation, check_ring, check_star
 from fedviz.protocol.parties import RingMessage, Server, hospital_name
@@ -74,7 +74,7 @@ class KeyHolder:
         self._once(round_)
         digests = [digest(to_payload(self._server.public, p)) for p in parts]
         check_star(attestations, self._roster, self._run, round_, self._hospitals, digests)
-        total = reduce(lambda a, b: tuple(add(x, y) for x, y in zip(a, b, strict=True)), map(tuple, parts))
+        total = reduce(add_vectors, map(tuple, parts))
         return self._average(round_, total, codec)
 
     def _average(self, round_: int, total: tuple[EncryptedNumber, ...], codec: Codec) -> np.ndarray:

@@ -21,7 +21,7 @@ from phe.paillier import EncryptedNumber
 from fedviz import model
 from fedviz.config import Config, GradientMode
 from fedviz.crypto.encoding import Codec
-from fedviz.crypto.keys import PublicParams, ServerKeys, add, encrypt_with
+from fedviz.crypto.keys import PublicParams, ServerKeys, add_vectors, encrypt_with
 
 SERVER_NAME = "Server"
 
@@ -85,7 +85,7 @@ class Hospital:
         if incoming is None:
             summed, count = own, 1
         else:
-            summed = tuple(add(a, b) for a, b in zip(incoming.ciphertexts, own, strict=True))
+            summed = add_vectors(incoming.ciphertexts, own)
             count = incoming.contributions + 1
         return RingMessage(self.name, receiver, summed, count)
 

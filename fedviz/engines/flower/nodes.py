@@ -28,10 +28,10 @@ from phe import paillier
 
 from fedviz.config import Config
 from fedviz.crypto import obfuscators
-from fedviz.crypto.encoding import Codec, make_codec
+from fedviz.crypto.encoding import Codec
 from fedviz.crypto.keys import PublicParams, ServerKeys
 from fedviz.crypto.sealing import Card, HopKey, Identity, Roster, SealError, digest, header, seal, unseal
-from fedviz.data import FEATURES, split
+from fedviz.data import split
 from fedviz.engines.flower.content import (
     Content,
     attestations_from,
@@ -41,7 +41,7 @@ from fedviz.engines.flower.content import (
     cards_text,
     int_bytes,
 )
-from fedviz.engines.inprocess import check_finite, local_round, restart
+from fedviz.engines.inprocess import agreed_codec, check_finite, local_round, restart
 from fedviz.errors import EncodingOverflow, TrainingDiverged
 from fedviz.protocol import SERVER_NAME, Hospital, RingMessage, Server, hospital_name
 from fedviz.protocol.attestation import Attestation
@@ -134,7 +134,7 @@ class _Node:
         n = bytes_int(content["n"])
         hs = bytes_int(content["hs"]) if content["hs"] else None
         public = PublicParams(paillier.PaillierPublicKey(n), hs, int(content["exponent-bits"]))
-        return public, make_codec(self.config.encoding, n, len(FEATURES), self.config.hospitals)
+        return public, agreed_codec(self.config, n)
 
 
 class _HospitalNode(_Node):
@@ -312,7 +312,7 @@ class _KeyHolderNode(_Node):
     def _decrypt(self, content: Content) -> Reply:
         round_ = int(content["round"])
         holder, server = self._holder()
-        codec = make_codec(self.config.encoding, server.public.n, len(FEATURES), self.config.hospitals)
+        codec = agreed_codec(self.config, server.public.n)
         sender = hospital_name(self.config.hospitals - 1)
         head = header(self.run, round_, f"hop {self.config.hospitals}", sender, self.setup.name)
         cards = cards_from(content["cards"])
@@ -330,7 +330,7 @@ class _KeyHolderNode(_Node):
     def _decrypt_star(self, content: Content) -> Reply:
         round_ = int(content["round"])
         holder, server = self._holder()
-        codec = make_codec(self.config.encoding, server.public.n, len(FEATURES), self.config.hospitals)
+        codec = agreed_codec(self.config, server.public.n)
         parts = [from_payload(server.public, p, codec.exponent) for p in content["parts"]]
         start = time.perf_counter()
         average = holder.open_star(round_, parts, attestations_from(content["attestations"]), codec)

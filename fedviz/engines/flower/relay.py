@@ -28,12 +28,11 @@ from typing import Literal, Protocol
 from phe import paillier
 
 from fedviz.config import Config
-from fedviz.crypto.encoding import make_codec
-from fedviz.crypto.keys import PublicParams, add
+from fedviz.crypto.keys import PublicParams, add_vectors
 from fedviz.data import FEATURES
 from fedviz.engines.flower.content import Content, attestations_text, bytes_int, cards_from, cards_text
 from fedviz.engines.flower.nodes import attestation_of
-from fedviz.engines.inprocess import keys_generated
+from fedviz.engines.inprocess import agreed_codec, keys_generated
 from fedviz.errors import FedvizError, TrainingDiverged
 from fedviz.events import (
     Ciphertext,
@@ -157,7 +156,7 @@ class Relay:
             int(keyholder["exponent-bits"]),
         )
         self.public = public
-        codec = make_codec(config.encoding, n, len(FEATURES), config.hospitals)
+        codec = agreed_codec(config, n)
         self.codec = codec
         keygen_s = float(keyholder["keygen-s"])
         self.emit(keys_generated(config, keygen_s, n, codec))
@@ -279,7 +278,7 @@ class Relay:
             )
         start = time.perf_counter()
         numbers = [from_payload(self.public, p, self.codec.exponent) for p in parts]
-        product = reduce(lambda a, b: tuple(add(x, y) for x, y in zip(a, b, strict=True)), numbers)
+        product = reduce(add_vectors, numbers)
         add_s = time.perf_counter() - start
         aggregate = tuple(Ciphertext(int(c.ciphertext(False)), c.exponent) for c in product)
         hops.append(
