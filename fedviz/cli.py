@@ -19,7 +19,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
-from fedviz.config import ENCODINGS, GRADIENT_MODES, KEY_LENGTHS, OBFUSCATORS, Config, parse_number
+from fedviz.config import ENCODINGS, GRADIENT_MODES, KEY_LENGTHS, MASKS, OBFUSCATORS, Config, parse_number
 from fedviz.errors import ConfigError, FedvizError, TrainingDiverged
 
 if TYPE_CHECKING:
@@ -103,6 +103,38 @@ def build_parser() -> argparse.ArgumentParser:
         help="start federated training from zero instead of each hospital's local model",
     )
     p.add_argument(
+        "--dp-epsilon",
+        default=None,
+        metavar="EPS",
+        help="differential privacy for the federated phase: each hospital clips every patient's "
+        "gradient and adds its share of Gaussian noise inside the encrypted sum, calibrated by an RDP "
+        "accountant to (EPS, delta) over all federated rounds; implies --cold-start",
+    )
+    p.add_argument(
+        "--dp-delta",
+        default=f"{defaults.dp_delta:g}",
+        metavar="D",
+        help=f"delta of the DP guarantee, between 0 and 1 (default {defaults.dp_delta:g})",
+    )
+    p.add_argument(
+        "--dp-clip",
+        default=f"{defaults.dp_clip:g}",
+        metavar="C",
+        help=f"each patient's gradient is clipped to this L2 norm under DP (default {defaults.dp_clip:g})",
+    )
+    p.add_argument(
+        "--masks",
+        default=defaults.masks,
+        metavar="|".join(MASKS),
+        help="pairwise: every pair of hospitals agrees a seed (X25519) and adds cancelling masks "
+        "before encrypting, so a prefix of the ring decrypts to noise",
+    )
+    p.add_argument(
+        "--shuffle-ring",
+        action="store_true",
+        help="a public random ring order each round (spreads the ring's weak spot across hospitals)",
+    )
+    p.add_argument(
         "--workers",
         default="auto",
         metavar="K",
@@ -138,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from(args: argparse.Namespace) -> Config:
     """Turn the parsed strings into a validated Config (raises ConfigError)."""
+    dp = args.dp_epsilon is not None
     return Config(
         hospitals=int(parse_number("hospitals", args.hospitals, int)),
         key_length=int(parse_number("key_length", args.key_length, int)),
@@ -145,9 +178,14 @@ def config_from(args: argparse.Namespace) -> Config:
         rounds=int(parse_number("rounds", args.rounds, int)),
         seed=int(parse_number("seed", args.seed, int)),
         gradient=args.gradient,
-        warm_start=not args.cold_start,
+        warm_start=not (args.cold_start or dp),
         encoding=args.encoding,
         obfuscator=args.obfuscator,
+        dp_epsilon=float(parse_number("dp_epsilon", args.dp_epsilon, float)) if dp else None,
+        dp_delta=float(parse_number("dp_delta", args.dp_delta, float)),
+        dp_clip=float(parse_number("dp_clip", args.dp_clip, float)),
+        masks=args.masks,
+        shuffle_ring=args.shuffle_ring,
     )
 
 
@@ -156,6 +194,10 @@ def _engine(args: argparse.Namespace) -> tuple[str, str]:
         raise ConfigError("engine", args.engine, "inprocess or flower")
     if args.topology not in ("ring", "star"):
         raise ConfigError("topology", args.topology, "ring or star")
+    if args.engine == "flower" and args.shuffle_ring:
+        raise ConfigError(
+            "shuffle_ring", True, "off with --engine flower (the shuffled ring runs in-process only)"
+        )
     if args.engine == "inprocess" and args.topology != "ring":
         raise ConfigError(
             "topology", args.topology, "ring with the in-process engine (star needs --engine flower)"

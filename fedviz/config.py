@@ -33,9 +33,15 @@ MAX_ROUNDS = 1000
 GradientMode = Literal["sum", "mean"]
 Encoding = Literal["packed", "per-value"]
 Obfuscator = Literal["djn", "standard"]
+Masks = Literal["none", "pairwise"]
 GRADIENT_MODES: tuple[GradientMode, ...] = ("sum", "mean")
 ENCODINGS: tuple[Encoding, ...] = ("packed", "per-value")
 OBFUSCATORS: tuple[Obfuscator, ...] = ("djn", "standard")
+MASKS: tuple[Masks, ...] = ("none", "pairwise")
+DEFAULT_DP_DELTA = 1e-5
+DEFAULT_DP_CLIP = 100.0
+"""Each patient's gradient is clipped to this L2 norm under differential privacy (a public
+choice made before seeing the data: targets run 25-346, features are scaled to about 0.05)."""
 
 SECURITY_BITS = {1024: 80, 2048: 112, 3072: 128, 4096: 152}
 """Symmetric-equivalent strength of an RSA/Paillier modulus (NIST SP 800-57; 4096 interpolated)."""
@@ -67,10 +73,35 @@ class Config:
     warm_start: bool = True
     encoding: Encoding = "packed"
     obfuscator: Obfuscator = "djn"
+    dp_epsilon: float | None = None
+    """Differential privacy's target epsilon for the federated phase; None: no DP."""
+    dp_delta: float = DEFAULT_DP_DELTA
+    dp_clip: float = DEFAULT_DP_CLIP
+    masks: Masks = "none"
+    shuffle_ring: bool = False
 
     def __post_init__(self) -> None:
         for name in self.__dataclass_fields__:
             check(name, getattr(self, name))
+        if self.dp_epsilon is not None and self.warm_start:
+            raise ConfigError(
+                "warm_start",
+                True,
+                "off under differential privacy (a local model depends on every one of its hospital's "
+                "patients, so one patient could move every gradient it sends)",
+            )
+
+    @property
+    def remedies(self) -> tuple[str, ...]:
+        """The privacy remedies this run applies, in words ("masks", "DP ε=1", "shuffled ring")."""
+        out = []
+        if self.masks == "pairwise":
+            out.append("pairwise masks")
+        if self.dp_epsilon is not None:
+            out.append(f"DP ε={self.dp_epsilon:g}")
+        if self.shuffle_ring:
+            out.append("shuffled ring")
+        return tuple(out)
 
     @property
     def patients_per_hospital(self) -> int:
@@ -114,6 +145,11 @@ FIELD_LABELS = {
     "warm_start": "Warm start",
     "encoding": "Encoding",
     "obfuscator": "Encryption randomness",
+    "dp_epsilon": "Privacy budget ε",
+    "dp_delta": "δ",
+    "dp_clip": "Clip norm",
+    "masks": "Pairwise masks",
+    "shuffle_ring": "Shuffle the ring",
 }
 """The words a form shows for each setting (the dashboard's control labels)."""
 
@@ -136,6 +172,11 @@ _ALLOWED = {
     "warm_start": "true or false",
     "encoding": "one of " + ", ".join(ENCODINGS),
     "obfuscator": "one of " + ", ".join(OBFUSCATORS),
+    "dp_epsilon": "a finite number greater than 0 (or no differential privacy)",
+    "dp_delta": "a number strictly between 0 and 1",
+    "dp_clip": "a finite number greater than 0",
+    "masks": "one of " + ", ".join(MASKS),
+    "shuffle_ring": "true or false",
 }
 
 
@@ -158,12 +199,21 @@ def check(field: str, value: object) -> None:
         ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
     elif field == "key_length":
         ok = isinstance(value, int) and not isinstance(value, bool) and value in KEY_LENGTHS
-    elif field == "learning_rate":
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and _positive_float(value)
-    elif field == "warm_start":
+    elif field in ("learning_rate", "dp_clip", "dp_epsilon", "dp_delta"):
+        ok = (value is None and field == "dp_epsilon") or (
+            isinstance(value, (int, float)) and not isinstance(value, bool) and _positive_float(value)
+        )
+        if ok and field == "dp_delta":
+            ok = isinstance(value, (int, float)) and value < 1
+    elif field in ("warm_start", "shuffle_ring"):
         ok = isinstance(value, bool)
     else:
-        choices = {"gradient": GRADIENT_MODES, "encoding": ENCODINGS, "obfuscator": OBFUSCATORS}[field]
+        choices = {
+            "gradient": GRADIENT_MODES,
+            "encoding": ENCODINGS,
+            "obfuscator": OBFUSCATORS,
+            "masks": MASKS,
+        }[field]
         ok = value in choices
     if not ok:
         raise ConfigError(field, value, allowed(field))

@@ -140,6 +140,32 @@ class HospitalGradients:
 
     round: int
     gradients: tuple[Vector, ...]
+    """What each hospital put into the ring (under differential privacy: clipped and noised)."""
+    clean: tuple[Vector, ...] | None = None
+    """Under differential privacy, each hospital's noiseless gradient (None otherwise)."""
+
+
+@dataclass(frozen=True)
+class PrivacyBudget:
+    """Differential privacy's public plan for the federated phase, from the accountant."""
+
+    epsilon: float
+    delta: float
+    clip: float
+    noise_multiplier: float
+    rounds: int
+    coalition_epsilons: tuple[tuple[int, float], ...]
+    """(k, epsilon) against a coalition of k hospitals that subtracts its own noise shares."""
+
+
+@dataclass(frozen=True)
+class MasksAgreed:
+    """Every pair of hospitals agreed a mask seed (X25519); the seeds stay with the pairs."""
+
+    hospitals: int
+    pairs: int
+    seconds: float
+    public_bytes: int
 
 
 @dataclass(frozen=True)
@@ -151,6 +177,10 @@ class FederatedRound:
     encrypt_s: float
     add_s: float
     decrypt_s: float
+    order: tuple[int, ...] = ()
+    """The ring's order this round (0-based hospital indices); empty for the star."""
+    mask_s: float = 0.0
+    """Of `encrypt_s`, the time spent drawing and adding pairwise masks."""
 
 
 @dataclass(frozen=True)
@@ -164,6 +194,8 @@ class Timings:
     add: float
     decrypt: float
     total: float
+    masks: float = 0.0
+    """Of `encrypt`, drawing and adding pairwise masks (the agreement itself included)."""
 
 
 @dataclass(frozen=True)
@@ -184,6 +216,8 @@ Event = (
     | PhaseStarted
     | LocalRound
     | KeysGenerated
+    | PrivacyBudget
+    | MasksAgreed
     | EncryptionProgress
     | RingHop
     | HospitalGradients

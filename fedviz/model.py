@@ -23,6 +23,12 @@ def gradient(weights: np.ndarray, X: np.ndarray, y: np.ndarray, mode: GradientMo
     return np.asarray(g / X.shape[0] if mode == "mean" else g)
 
 
+def row_gradients(weights: np.ndarray, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Each row's own squared-error gradient (w.x - y) x, one row per patient (they sum to
+    the `sum` gradient)."""
+    return np.asarray((predict(weights, X) - y)[:, None] * X)
+
+
 def mse(weights: np.ndarray, X: np.ndarray, y: np.ndarray) -> float:
     """Mean squared error on (X, y), the post's `np.mean((y - y_pred) ** 2)`."""
     with np.errstate(over="ignore", invalid="ignore"):  # a diverging run reports inf, not a warning

@@ -44,6 +44,7 @@ def describe(config: Config) -> str:
         f"{config.hospitals} hospitals · {config.key_length}-bit keys · η {config.learning_rate:g} · "
         f"{config.rounds} rounds · seed {config.seed} · {config.gradient} gradient · "
         f"{'warm' if config.warm_start else 'cold'} start · {config.encoding}"
+        + "".join(f" · {r}" for r in config.remedies)
     )
 
 

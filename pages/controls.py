@@ -43,12 +43,19 @@ PACES = {"full speed": 0.0, "watchable": 0.02, "slow": 0.15}
 reported timings exclude them."""
 TEXT_FIELDS = ("hospitals", "learning_rate", "rounds", "seed")
 """Settings typed as text (parsed, so a bad value is refused in words, never clamped)."""
+DP_FIELDS = ("dp_epsilon", "dp_delta", "dp_clip")
+"""Differential privacy's settings, typed as text; used only while `dp` is on."""
 _defaults = Config()
 DEFAULTS: dict[str, Any] = {
     **_defaults.to_dict(),
     **{name: f"{getattr(_defaults, name):g}" for name in TEXT_FIELDS},
     "pace": "watchable",
     "engine": "in-process",
+    "dp": False,
+    "dp_epsilon": "1",
+    "dp_delta": f"{_defaults.dp_delta:g}",
+    "dp_clip": f"{_defaults.dp_clip:g}",
+    "masks": False,
 }
 ENCODING_LABELS = {"packed": "packed (fast)", "per-value": "per value (the post)"}
 OBFUSCATOR_LABELS = {"djn": "DJN (fast)", "standard": "standard r^n (phe)"}
@@ -130,6 +137,17 @@ def validate(values: dict[str, Any]) -> tuple[Config | None, dict[str, str]]:
             numbers[name] = parse_number(name, str(values[name]), kind)
         except ConfigError as exc:
             errors[name] = exc.plain
+    dp = bool(values["dp"])
+    if dp:
+        for name in DP_FIELDS:
+            try:
+                numbers[name] = parse_number(name, str(values[name]), float)
+            except ConfigError as exc:
+                errors[name] = exc.plain
+    if values["shuffle_ring"] and ENGINES.get(values["engine"], ("inprocess", ""))[0] != "inprocess":
+        errors["shuffle_ring"] = (
+            "The shuffled ring runs in-process only: choose the in-process engine or untick this."
+        )
     if errors:
         return None, errors
     try:
@@ -140,9 +158,14 @@ def validate(values: dict[str, Any]) -> tuple[Config | None, dict[str, str]]:
             rounds=int(numbers["rounds"]),
             seed=int(numbers["seed"]),
             gradient=values["gradient"],
-            warm_start=bool(values["warm_start"]),
+            warm_start=bool(values["warm_start"]) and not dp,
             encoding=values["encoding"],
             obfuscator=values["obfuscator"],
+            dp_epsilon=float(numbers["dp_epsilon"]) if dp else None,
+            dp_delta=float(numbers["dp_delta"]) if dp else _defaults.dp_delta,
+            dp_clip=float(numbers["dp_clip"]) if dp else _defaults.dp_clip,
+            masks="pairwise" if values["masks"] else "none",
+            shuffle_ring=bool(values["shuffle_ring"]),
         )
     except ConfigError as exc:
         return None, {exc.field: exc.plain}
@@ -153,6 +176,57 @@ def validate(values: dict[str, Any]) -> tuple[Config | None, dict[str, str]]:
 
 
 # --------------------------------------------------------------------------- the sidebar
+
+
+def remedies_box(errors: dict[str, str]) -> None:
+    """The privacy remedies: differential privacy, pairwise masks, the shuffled ring."""
+    values = settings()
+    fields = {"dp_epsilon", "dp_delta", "dp_clip", "shuffle_ring"}
+    on = [name for name in ("dp", "masks", "shuffle_ring") if values[name]]
+    title = "Privacy remedies" + (f" ({len(on)} on)" if on else "")
+    with st.sidebar.expander(title, expanded=bool(fields & set(errors))):
+        st.toggle(
+            "Differential privacy",
+            help="Each hospital limits how much any one patient can move its gradient (clipping) and adds "
+            "its share of random noise inside the encrypted sum. An accountant turns the noise into a "
+            "guarantee ε: the smaller ε, the less anyone can learn about any one patient, and the noisier "
+            "the model. Starts the federated phase from zero.",
+            **bind("dp"),
+        )
+        if values["dp"]:
+            st.text_input(
+                "Privacy budget ε",
+                help="The guarantee over all federated rounds, e.g. 1 (strong) or 10 (weak). Must be above 0.",
+                **bind("dp_epsilon"),
+            )
+            _error(st, errors, "dp_epsilon")
+            left, right = st.columns(2)
+            left.text_input(
+                "δ",
+                help="The small chance the guarantee may fail, e.g. 1e-05; between 0 and 1.",
+                **bind("dp_delta"),
+            )
+            right.text_input(
+                "Clip norm",
+                help="The most one patient's gradient may count (its length is cut to this); above 0.",
+                **bind("dp_clip"),
+            )
+            _error(st, errors, "dp_delta")
+            _error(st, errors, "dp_clip")
+        st.toggle(
+            "Pairwise masks",
+            help="Every pair of hospitals agrees a secret and adds random numbers that cancel in the full "
+            "sum. A partial sum that a curious server and hospital decrypt together is then noise; the "
+            "result is unchanged to the last digit.",
+            **bind("masks"),
+        )
+        st.toggle(
+            "Shuffle the ring each round",
+            help="A new public ring order every round: the ring's weak spot (the first hospital's message) "
+            "moves from hospital to hospital instead of always being Hospital 1. In-process engine only.",
+            **bind("shuffle_ring"),
+        )
+        _error(st, errors, "shuffle_ring")
 
 
 def _error(container: Any, errors: dict[str, str], name: str) -> None:
@@ -197,6 +271,8 @@ def sidebar() -> Config | None:
     )
     _error(sb, errors, "learning_rate")
 
+    remedies_box(errors)
+
     advanced = {"rounds", "seed"}
     with sb.expander("Advanced", expanded=bool(advanced & set(errors))):
         st.text_input(
@@ -221,7 +297,9 @@ def sidebar() -> Config | None:
         st.toggle(
             "Warm start",
             help="Federated rounds continue from each hospital's local model (the post). "
-            "Off: start from zero, which equals pooled gradient descent.",
+            "Off: start from zero, which equals pooled gradient descent. Differential privacy "
+            "always starts from zero.",
+            disabled=bool(values["dp"]),
             **bind("warm_start"),
         )
         st.selectbox(

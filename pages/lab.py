@@ -12,7 +12,7 @@ from fedviz.config import parse_number
 from fedviz.crypto.encoding import PHE_EXPONENT, make_codec
 from fedviz.data import FEATURES, split
 from fedviz.errors import ConfigError
-from fedviz.privacy import attacks, topology
+from fedviz.privacy import attacks, remedies, topology
 from fedviz.report.charts import REFERENCE, colour
 from pages.common import number_table, round_slider
 from pages.diagrams import ring_dot
@@ -42,6 +42,17 @@ def coalitions(state: RunState) -> None:
     )
     rounds = sorted(set(transcript.rounds) | {transcript.last_round})
     r = st.select_slider("Round", rounds, key="lab-coalition-round")
+    if state.config.shuffle_ring:
+        order = obs.orders[r - 1]
+        st.caption(
+            "This run shuffles the ring: the drawing shows hospitals in their own order; in round "
+            f"{r} the order was " + " → ".join(str(h + 1) for h in order) + ", and the attack below uses it."
+        )
+    positions = {h + 1: p + 1 for p, h in enumerate(obs.orders[r - 1])} if obs.orders else {}
+    if positions:  # who is exposed in this round's order
+        inverse = {p: h for h, p in positions.items()}
+        in_order = frozenset(positions[h] for h in members)
+        exposed = frozenset(inverse[p] for p in attacks.exposed_hospitals(in_order, with_server, n))
     if not exposed:
         st.success(
             "This coalition recovers no other hospital's gradient: what it holds is consistent with "
@@ -50,40 +61,57 @@ def coalitions(state: RunState) -> None:
         )
         return
     truth = obs.gradients[r - 1]
-    prefixes: dict[int, np.ndarray] = {}
-    hops = transcript.hops(r)
-    if with_server and hops is not None and state.server is not None and transcript.n is not None:
-        codec = make_codec(state.config.encoding, transcript.n, len(FEATURES), n)
-        for j in members:
-            if j >= 2:  # the server decrypts the message hospital j received, with this run's key
-                prefixes[j - 1] = attacks.decrypt_hop(state.server, hops[j - 2], codec)
-    own = {k: truth[k - 1] for k in members}
-    recovered = attacks.coalition_recovery(members, prefixes, own, obs.averages[r - 1], n)
-    names = ", ".join(f"Hospital {k}" for k in sorted(exposed))
+    hops = transcript.hops(r) or []
+    codec = (
+        make_codec(state.config.encoding, transcript.n, len(FEATURES), n)
+        if transcript.n is not None
+        else None
+    )
+    # the server really decrypts, with this run's private key, the messages its members received
+    got = remedies.coalition_attempt(
+        obs, list(hops), state.server, state.masks, codec, members, with_server, r
+    )
+    scale = float(np.max(np.abs(truth)))
+    exact = sorted(k for k in got.errors if got.exact(k, scale))
+    if not exact and got.errors:
+        worst = max(got.errors.values())
+        st.success(
+            f"Without masks this coalition would expose {_names(got.errors)}. In this masked run its recovery "
+            f"code lands off by up to {worst:.2g}: the prefix it decrypted still carries the masks of pairs "
+            "it holds no seed of, so every value is equally likely.",
+            icon=":material/lock:",
+        )
+        return
+    decrypted = with_server and any(j >= 2 for j in members)
     st.error(
-        f"Exposed in every round: **{names}**. Recovered exactly from what the coalition holds"
+        f"Exposed in every round: **{_names(exact)}**. Recovered exactly from what the coalition holds"
         + (
             " (the server really decrypts, with this run's private key, the messages its members received)"
-            if prefixes
+            if decrypted
             else ""
         )
         + ".",
         icon=":material/lock_open:",
     )
-    k = min(recovered)
+    k = exact[0]
+    recovered = got.recovered[k]
     frame = pd.DataFrame(
         {
             "feature": FEATURES,
             f"Hospital {k}'s true gradient": truth[k - 1],
-            "recovered by the coalition": recovered[k],
-            "difference": recovered[k] - truth[k - 1],
+            "recovered by the coalition": recovered,
+            "difference": recovered - truth[k - 1],
         }
     )
     number_table(frame, "lab-coalition-table", "%.10g")
-    worst = max(float(np.max(np.abs(recovered[j] - truth[j - 1]))) for j in recovered)
     st.caption(
-        f"Round {r}: largest error over all exposed hospitals {worst:.1e} (fixed-point and float rounding)."
+        f"Round {r}: largest error over all exposed hospitals {max(got.errors[j] for j in exact):.1e} "
+        "(fixed-point and float rounding)."
     )
+
+
+def _names(hospitals: object) -> str:
+    return ", ".join(f"Hospital {k}" for k in sorted(hospitals))  # type: ignore[call-overload]
 
 
 def aggregate(state: RunState) -> None:

@@ -9,7 +9,7 @@ import streamlit as st
 from fedviz.config import Config
 from fedviz.data import FEATURES
 from fedviz.privacy.attacks import alternative_split, difference_attack
-from pages import common, lab, session
+from pages import common, lab, remedies, session
 
 st.title("Privacy: what the ring protects, and what it does not")
 st.markdown(
@@ -104,5 +104,7 @@ st.divider()
 lab.exponents(state)
 st.divider()
 lab.topologies()
+st.divider()
+remedies.section(config)
 st.divider()
 lab.summary()

@@ -23,6 +23,7 @@ from fedviz.engines.background import Engine, Job
 from fedviz.events import Event
 from fedviz.privacy.attacks import Observations
 from fedviz.protocol import Server
+from fedviz.protocol.masks import PairwiseMasks
 from fedviz.report.estimate import human_duration
 from fedviz.report.summary import RunRecord
 from fedviz.report.transcript import Transcript
@@ -41,6 +42,8 @@ class RunState:
     transcript: Transcript = field(default_factory=Transcript)
     observations: Observations = field(default_factory=Observations)
     server: Server | None = None
+    masks: list[PairwiseMasks] | None = None
+    """A masked run's seeds (this session only): what coalitions of the lab may hold."""
     seconds: float = 0.0
     first_point_s: float | None = None
 
@@ -155,6 +158,7 @@ def collect() -> None:
     kept = " The previous results are kept." if last_run() is not None else ""
     if job.status == "finished":
         state.server = job.server
+        state.masks = job.masks
         state.seconds = job.elapsed
         state.first_point_s = job.first_point_s
         st.session_state["last_run" if current.purpose == "main" else "two_demo"] = state

@@ -205,6 +205,23 @@ st.caption(
     f"decrypt {timings.decrypt:.3f} s) · {finished.bytes_per_round:,} bytes of ciphertext per round"
 )
 
+if record.budget is not None or record.masks is not None:
+    said = []
+    if record.budget is not None:
+        b = record.budget
+        said.append(
+            f"**Differential privacy** ε = {b.epsilon:g}, δ = {b.delta:g} over {b.rounds} federated rounds: each "
+            f"patient's gradient clipped to {b.clip:g}, noise multiplier {b.noise_multiplier:.3g} (the curves "
+            "wobble because of it)."
+        )
+    if record.masks is not None:
+        said.append(
+            f"**Pairwise masks** from {record.masks.pairs} agreed pair seeds: every partial sum on the ring "
+            "decrypts to noise; the total, and so every number above, is unchanged."
+        )
+    st.info(" ".join(said), icon=":material/shield:")
+    st.page_link("pages/privacy.py", label="What each remedy stops, measured")
+
 downloads = st.container(horizontal=True)
 downloads.download_button(
     "MSE history (CSV)",

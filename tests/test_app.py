@@ -417,3 +417,49 @@ def test_settings_survive_a_run_cut_short_before_its_values_were_sent() -> None:
     assert at.session_state["settings"]["hospitals"] == "3"
     assert sidebar_text(at, "Hospitals").value == "3"
     assert not run_button(at).disabled
+
+
+def test_remedy_controls_refuse_bad_values_and_a_dp_run_says_its_budget(app: AppTest) -> None:
+    app.toggle(key="w_dp").set_value(True).run()
+    assert not app.exception
+    epsilon = next(w for w in app.sidebar.text_input if w.label == "Privacy budget ε")
+    epsilon.set_value("0").run()
+    assert "Privacy budget ε" in texts(app.sidebar.error) and run_button(app).proto.disabled
+    epsilon.set_value("2").run()
+    app.toggle(key="w_masks").set_value(True).run()
+    assert not app.sidebar.error
+    assert app.session_state["config"].warm_start is False  # DP starts from zero
+    fast_run(app)
+    info = texts(app.info)
+    assert "Differential privacy** ε = 2" in info and "Pairwise masks" in info
+    record = app.session_state["last_run"].record
+    assert record.budget is not None and record.budget.epsilon == 2.0 and record.masks is not None
+
+
+def test_shuffling_is_refused_next_to_it_on_flower(app: AppTest) -> None:
+    app.toggle(key="w_shuffle_ring").set_value(True).run()
+    app.selectbox(key="w_engine").set_value("Flower ring").run()
+    assert "in-process only" in texts(app.sidebar.error)
+    assert app.session_state["config"] is None
+
+
+def test_the_remedies_section_measures_every_cell(app: AppTest) -> None:
+    app.text_input(key="w_rounds").set_value("12").run()
+    fast_run(app)
+    app.switch_page("pages/privacy.py").run()
+    assert not app.exception
+    next(b for b in app.button if b.label.startswith("Measure the remedies")).click().run()
+    assert not app.exception, app.exception
+    tables = [t.value for t in app.table]
+    threats = next(t for t in tables if "masks" in t.columns and "none" in t.columns)
+    first = threats.iloc[0]  # server + hospital 2 decrypt hop 1
+    assert first["none"].startswith("recovered") and first["masks"].startswith("fails")
+    coalitions = next(t for t in tables if "error with masks" in t.columns)
+    assert list(coalitions["with masks"]) == ["fails", "still recovers", "still recovers", "still recovers"]
+    shuffle = next(t for t in tables if "rounds exposed, shuffled ring" in t.columns)
+    # in a ring of 3, server + hospital 2 expose hospitals 1 and 3 in every round; shuffled, only
+    # in the rounds where hospital 2 sits in the middle
+    assert list(shuffle["rounds exposed, fixed ring"]) == [12, 12]
+    shuffled = list(shuffle["rounds exposed, shuffled ring"])
+    assert shuffled[0] == shuffled[1] < 12
+    assert any("Utility curve" in str(c.proto.spec) for c in app.get("plotly_chart"))

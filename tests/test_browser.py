@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import alive, wait_until
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -222,8 +223,16 @@ def pace(page: Page, name: str) -> None:
     """Choose a pace by its role and wait until it is chosen (a rerun can briefly leave a
     hidden stale copy of the control)."""
     option = page.get_by_role("radiogroup", name="Pace").get_by_role("radio", name=name)
-    expect(option).to_have_count(1, timeout=15_000)  # wait out a stale copy mid-rerun
-    option.click()
+    idle(page)
+    for attempt in range(4):
+        expect(option).to_have_count(1, timeout=15_000)  # wait out a stale copy mid-rerun
+        try:
+            option.click(timeout=5_000)
+            break
+        except PlaywrightError:  # a stale copy came back between the count and the click
+            if attempt == 3:
+                raise
+            idle(page)
     expect(option).to_be_checked()
     idle(page)
 

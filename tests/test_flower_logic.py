@@ -24,7 +24,9 @@ from fedviz.events import (
     FederatedRound,
     KeysGenerated,
     LocalRound,
+    MasksAgreed,
     PartiesStarted,
+    PrivacyBudget,
     RingHop,
     RunFinished,
 )
@@ -325,3 +327,24 @@ def test_star_rounds_close_in_the_transcript():
     assert [h.receiver for h in hops] == ["Relay"] * SMALL.hospitals + ["Server"]
     assert transcript.parties is not None and transcript.parties.topology == "star"
     assert transcript.exchange(1, "decrypt") is not None
+
+
+@pytest.mark.parametrize("topology", ["ring", "star"])
+def test_masks_on_separate_parties_give_the_same_numbers(topology):
+    """Each node derives its pair seeds from its own hop key and the others' signed cards."""
+    masked = dataclasses.replace(SMALL, masks="pairwise")
+    ours, _ = relay_run(masked, topology)
+    theirs = list(run(SMALL, pool=None))
+    assert [e.average_gradient for e in of_type(ours, FederatedRound)] == [
+        e.average_gradient for e in of_type(theirs, FederatedRound)
+    ]
+    assert of_type(ours, MasksAgreed)[0].pairs == 3
+
+
+def test_dp_on_separate_parties_announces_the_budget_and_notes_the_clean_gradient():
+    noisy = dataclasses.replace(SMALL, warm_start=False, dp_epsilon=1.0)
+    ours, transport = relay_run(noisy)
+    (budget,) = of_type(ours, PrivacyBudget)
+    assert budget.epsilon == 1.0 and budget.rounds == SMALL.rounds
+    notes = [x for x in transport.notes if x["kind"] == "gradient" and x["round"] == 1]
+    assert len(notes) == 3 and all(x["clean"] != x["values"] for x in notes)

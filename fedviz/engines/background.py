@@ -15,7 +15,8 @@ Invariants:
 - Consumers are called in the job's thread, in event order, under `lock`; a reader holding
   `lock` sees a consistent state. The job keeps no event list: memory is what consumers keep.
 - The `Server` (the private key) is made inside the job, kept only in this object and offered
-  to its owner through `server`; it never reaches the workers, a log or a pickle.
+  to its owner through `server`; it never reaches the workers, a log or a pickle. The same
+  holds for the hospitals' mask seeds of a masked run (`masks`), kept for the privacy lab.
 - `pause` (seconds after each federated round) is presentation only: the engine's timings
   exclude it, `elapsed` (wall time) includes it. It may be changed while the job runs.
 """
@@ -46,6 +47,7 @@ from fedviz.events import (
     RunFinished,
 )
 from fedviz.protocol import Server
+from fedviz.protocol.masks import PairwiseMasks
 
 Status = Literal["running", "finished", "failed", "cancelled"]
 Engine = Literal["inprocess", "flower"]
@@ -177,6 +179,7 @@ class Job:
         self._thread = threading.Thread(target=self._main, name="fedviz-run", daemon=True)
         self._pool: ProcessPoolExecutor | None = None
         self._server: Server | None = None
+        self._masks: list[PairwiseMasks] | None = None
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self._started = 0.0
         self._ended: float | None = None
@@ -248,6 +251,15 @@ class Job:
 
     # ------------------------------------------------------------------ the thread
 
+    @property
+    def masks(self) -> list[PairwiseMasks] | None:
+        """The hospitals' mask seeds of an in-process masked run, for this session's privacy lab
+        (to show what a coalition holding some of them computes); never cached or shown."""
+        return self._masks
+
+    def _keep_masks(self, masks: list[PairwiseMasks]) -> None:
+        self._masks = masks
+
     def _make_server(self) -> Server:
         self._server = Server(self.config.key_length, self.config.obfuscator)
         return self._server
@@ -264,7 +276,7 @@ class Job:
 
                 stream = run_flower(self.config, self.topology, cancel=self._cancel)  # type: ignore[arg-type]
             else:
-                stream = run(self.config, pool=self._pool, server=self._make_server)
+                stream = run(self.config, pool=self._pool, server=self._make_server, collude=self._keep_masks)
             for event in stream:
                 if self._cancel.is_set():
                     break

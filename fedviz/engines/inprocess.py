@@ -1,8 +1,10 @@
 """Local and federated training as one generator of typed events.
 
-Order of a run: RunStarted, ReferenceComputed, PhaseStarted(local), LocalRound x R,
-PhaseStarted(keygen), KeysGenerated, PhaseStarted(federated), then per round (EncryptionProgress while it waits for randomness)
-the RingHops in ring order, HospitalGradients and FederatedRound; finally RunFinished.
+Order of a run: RunStarted, ReferenceComputed, PrivacyBudget (with differential privacy),
+PhaseStarted(local), LocalRound x R, PhaseStarted(keygen), KeysGenerated, MasksAgreed (with
+pairwise masks), PhaseStarted(federated), then per round (EncryptionProgress while it waits
+for randomness) the RingHops in ring order, HospitalGradients and FederatedRound; finally
+RunFinished.
 
 Invariants:
 - The federated rounds continue from each hospital's local model (the seed post), or start
@@ -15,6 +17,7 @@ Invariants:
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Generator
 from concurrent.futures import ProcessPoolExecutor
@@ -36,14 +39,20 @@ from fedviz.events import (
     HospitalGradients,
     KeysGenerated,
     LocalRound,
+    MasksAgreed,
     PhaseStarted,
+    PrivacyBudget,
     ReferenceComputed,
     RingHop,
     RunFinished,
     RunStarted,
     Timings,
 )
+from fedviz.privacy.dp import DpPlan, coalition_epsilons
 from fedviz.protocol import Hospital, Ring, Server, hospitals_for
+from fedviz.protocol.masks import PairwiseMasks, agree
+from fedviz.protocol.parties import dp_plan
+from fedviz.protocol.ring import shuffled_order
 
 PoolChoice = ProcessPoolExecutor | None | Literal["shared"]
 PROGRESS_EVERY_S = 0.5
@@ -164,29 +173,47 @@ def check_finite(phase: str, round_: int, hospitals: list[Hospital], eta: float)
             )
 
 
+def privacy_budget(dp: DpPlan) -> PrivacyBudget:
+    """The event announcing differential privacy's plan (any engine)."""
+    return PrivacyBudget(
+        dp.epsilon, dp.delta, dp.clip, dp.noise_multiplier, dp.rounds, coalition_epsilons(dp)
+    )
+
+
+def masks_agreed(config: Config, seconds: float, public_bytes: int) -> MasksAgreed:
+    n = config.hospitals
+    return MasksAgreed(n, n * (n - 1) // 2, seconds, public_bytes)
+
+
 def run(
     config: Config,
     *,
     pool: PoolChoice = "shared",
     server: Server | Callable[[], Server] | None = None,
+    collude: Callable[[list[PairwiseMasks]], None] | None = None,
 ) -> Generator[Event, None, None]:
     """Run the experiment, yielding events as it goes.
 
     `pool`: the process pool that draws obfuscators ("shared" for the process-wide one, None
     to draw inline). `server`: pass one (or a function making one, called at the keygen
     phase) to keep the key holder after the run, e.g. to show what a colluding server could
-    decrypt; by default the run makes its own.
+    decrypt; by default the run makes its own. `collude`: called with the hospitals' mask
+    seeds once agreed, to show what a coalition holding some of them computes (the privacy
+    lab only; a protocol run never hands seeds to anyone).
     """
     started = time.perf_counter()
     executor = shared_pool() if pool == "shared" else pool
     if executor is not None:
         warm(executor)
     data = split(config.hospitals, config.seed)
-    hospitals = hospitals_for(config, data.hospital_X, data.hospital_y)
+    dp = dp_plan(config)
+    hospitals = hospitals_for(config, data.hospital_X, data.hospital_y, dp)
     eta, rounds = config.learning_rate, config.rounds
     yield RunStarted(config, data.patients, len(data.y_test), FEATURES)
     ref = reference(config, data)
     yield ref
+    if dp is not None:
+        yield privacy_budget(dp)
 
     yield PhaseStarted("local", rounds)
     local_s = 0.0
@@ -212,9 +239,18 @@ def run(
         raise TrainingDiverged("setup", 0, str(exc), eta, cause="encoding") from None
     yield keys_generated(config, server.keygen_seconds, server.public.n, codec)
 
+    masks: list[PairwiseMasks] | None = None
+    masks_s = 0.0
+    if config.masks == "pairwise":
+        masks, agreement = agree(config.hospitals, os.urandom(16))
+        masks_s = agreement.seconds
+        if collude is not None:
+            collude(masks)
+        yield masks_agreed(config, agreement.seconds, agreement.public_bytes)
+
     if not config.warm_start:
         restart(hospitals)
-    ring = Ring(hospitals, server, codec)
+    ring = Ring(hospitals, server, codec, masks)
     wire = server.public.ciphertext_bytes
     encrypt_s = add_s = decrypt_s = federated_s = 0.0
     prefetcher = Prefetcher(server.public, config.hospitals, codec.ciphertexts, rounds, executor)
@@ -228,7 +264,8 @@ def run(
             waited = time.perf_counter() - t
             try:
                 with np.errstate(all="ignore"):
-                    result = ring.run_round(obfuscators, eta)
+                    order = shuffled_order(config.seed, r, config.hospitals) if config.shuffle_ring else None
+                    result = ring.run_round(obfuscators, eta, r, order)
             except EncodingOverflow as exc:
                 raise TrainingDiverged(
                     "federated", r, f"a gradient is too large to encode ({exc})", eta, cause="encoding"
@@ -239,6 +276,7 @@ def run(
             encrypt_s += waited + result.encrypt_s
             add_s += result.add_s
             decrypt_s += result.decrypt_s
+            masks_s += result.mask_s
             for hop, message in enumerate(result.messages, start=1):
                 yield RingHop(
                     r,
@@ -249,7 +287,11 @@ def run(
                     message.contributions,
                     wire * len(message.ciphertexts),
                 )
-            yield HospitalGradients(r, tuple(tuple(map(float, g)) for g in result.gradients))
+            yield HospitalGradients(
+                r,
+                tuple(tuple(map(float, g)) for g in result.gradients),
+                None if result.clean is None else tuple(tuple(map(float, g)) for g in result.clean),
+            )
             yield FederatedRound(
                 r,
                 mse,
@@ -257,6 +299,8 @@ def run(
                 waited + result.encrypt_s,
                 result.add_s,
                 result.decrypt_s,
+                result.order,
+                result.mask_s,
             )
     finally:
         prefetcher.close()
@@ -269,6 +313,7 @@ def run(
         add=add_s,
         decrypt=decrypt_s,
         total=time.perf_counter() - started,
+        masks=masks_s,
     )
     yield RunFinished(
         local_mse,

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from phe.paillier import EncryptedNumber
 
-from fedviz.crypto.encoding import Codec
+from fedviz.crypto.encoding import Codec, PackedCodec, from_fixed
 from fedviz.events import Event, FederatedRound, HospitalGradients, RingHop, RunStarted
 from fedviz.protocol import RingMessage, Server
 
@@ -27,18 +27,26 @@ class Observations:
     hospitals: int = 0
     learning_rate: float = 0.0
     gradients: list[np.ndarray] = field(default_factory=list)
-    """Per round, an array (hospitals, 11) of true gradients: ground truth for scoring."""
+    """Per round, an array (hospitals, 11) of true (noiseless) gradients: ground truth for
+    scoring."""
+    sent: list[np.ndarray] = field(default_factory=list)
+    """Per round, what each hospital put into the ring: its gradient, or under differential
+    privacy its clipped and noised one (what it knows as its own)."""
     averages: list[np.ndarray] = field(default_factory=list)
     """Per round, the broadcast average gradient (public)."""
+    orders: list[tuple[int, ...]] = field(default_factory=list)
+    """Per round, the ring's order (0-based hospital indices)."""
 
     def add(self, event: Event) -> None:
         if isinstance(event, RunStarted):
             self.hospitals = len(event.patients)
             self.learning_rate = event.config.learning_rate
         elif isinstance(event, HospitalGradients):
-            self.gradients.append(np.array(event.gradients))
+            self.sent.append(np.array(event.gradients))
+            self.gradients.append(np.array(event.clean if event.clean is not None else event.gradients))
         elif isinstance(event, FederatedRound):
             self.averages.append(np.array(event.average_gradient))
+            self.orders.append(event.order or tuple(range(self.hospitals)))
 
     @property
     def rounds(self) -> int:
@@ -266,9 +274,9 @@ def others_gram(A: np.ndarray, own_X: np.ndarray, hospitals: int, mode: str) -> 
     return np.asarray(hospitals * A - gram(own_X, mode))
 
 
-def decrypt_hop(server: Server, hop: RingHop, codec: Codec) -> np.ndarray:
-    """What the key holder reads from a ring message a colluding hospital hands it:
-    the prefix sum g_1 + ... + g_k of the hop's sender k. (Only for showing collusion.)"""
+def open_hop(server: Server, hop: RingHop) -> list[int]:
+    """The plaintext integers of a ring message a colluding hospital hands the key holder
+    (masks, if any, still on). (Only for showing collusion.)"""
     public = server.public.public_key
     message = RingMessage(
         hop.sender,
@@ -276,4 +284,20 @@ def decrypt_hop(server: Server, hop: RingHop, codec: Codec) -> np.ndarray:
         tuple(EncryptedNumber(public, c.value, c.exponent) for c in hop.ciphertexts),
         hop.contributions,
     )
-    return codec.decode_sum(server.open(message), hop.contributions)
+    return server.open(message)
+
+
+def decrypt_hop(server: Server, hop: RingHop, codec: Codec) -> np.ndarray:
+    """What the key holder reads from an unmasked ring message a colluding hospital hands
+    it: the prefix sum g_1 + ... + g_k of the hop's sender k. (Only for showing collusion.)"""
+    return codec.decode_sum(open_hop(server, hop), hop.contributions)
+
+
+def decode_masked(codec: Codec, plaintexts: list[int], count: int) -> np.ndarray:
+    """What a coalition reads from plaintexts that may still carry masks it cannot remove:
+    the codec's decoding, forced into range. Exact when no mask is left; otherwise values
+    spread over the codec's whole range (every value equally likely)."""
+    if isinstance(codec, PackedCodec):
+        return codec.decode_sum([x % codec.plaintext_bound for x in plaintexts], count)
+    n = codec.n  # type: ignore[attr-defined]
+    return np.array([from_fixed(x if x <= n // 2 else x - n) for x in plaintexts])

@@ -6,12 +6,17 @@ Who holds what (checked by tests/test_privacy_invariants.py):
   what it sends is a `RingMessage` of ciphertexts.
 - The `Server` holds the only private key (inside `ServerKeys`). It decrypts only the full
   ring's sum, divides by the number of hospitals and broadcasts that average in the clear.
+- Under differential privacy a hospital's `contribution` is its clipped gradient plus its
+  noise share (`fedviz.privacy.dp`); under pairwise masks its plaintexts carry its masks
+  (`fedviz.protocol.masks`). Both are added before encryption, so the ring only ever
+  carries them inside ciphertexts.
 - `RingMessage`s carry ciphertexts, the sender, the receiver and how many gradients the
   ciphertexts sum (public: it is the sender's position in the ring). Nothing else.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,6 +27,8 @@ from fedviz import model
 from fedviz.config import Config, GradientMode
 from fedviz.crypto.encoding import Codec
 from fedviz.crypto.keys import PublicParams, ServerKeys, add_vectors, encrypt_with
+from fedviz.privacy.dp import DpPlan, Noise, clipped_sum, system_noise
+from fedviz.protocol.masks import PairwiseMasks
 
 SERVER_NAME = "Server"
 
@@ -39,15 +46,28 @@ class RingMessage:
 class Hospital:
     """A data holder: trains on its own rows and sends only encrypted gradients."""
 
-    def __init__(self, index: int, X: np.ndarray, y: np.ndarray, gradient_mode: GradientMode) -> None:
+    def __init__(
+        self,
+        index: int,
+        X: np.ndarray,
+        y: np.ndarray,
+        gradient_mode: GradientMode,
+        dp: DpPlan | None = None,
+        noise: Noise = system_noise,
+    ) -> None:
         self.index = index
         self.name = hospital_name(index)
         self._X = X
         self._y = y
         self._mode = gradient_mode
+        self._dp = dp
+        self._noise = noise
         self.weights = np.zeros(X.shape[1])
         self._public: PublicParams | None = None
         self._codec: Codec | None = None
+        self._masks: PairwiseMasks | None = None
+        self.mask_seconds = 0.0
+        """Time spent drawing and adding masks (the masks' running cost)."""
 
     @property
     def patients(self) -> int:
@@ -57,6 +77,20 @@ class Hospital:
         """The gradient of the squared error on this hospital's rows at its weights."""
         return model.gradient(self.weights, self._X, self._y, self._mode)
 
+    @property
+    def adds_noise(self) -> bool:
+        return self._dp is not None
+
+    def contribution(self) -> np.ndarray:
+        """What this hospital puts into the ring: its gradient, or under differential privacy
+        its per-patient clipped sum plus its share of the noise (then scaled as the gradient
+        mode says)."""
+        if self._dp is None:
+            return self.gradient()
+        total = clipped_sum(self.weights, self._X, self._y, self._dp.clip)
+        noisy = total + self._noise(self._dp.share_sigma, total.shape[0])
+        return np.asarray(noisy / self.patients if self._mode == "mean" else noisy)
+
     def step(self, gradient: np.ndarray, learning_rate: float) -> None:
         """One gradient-descent step (the post's `weights -= eta * gradient`)."""
         self.weights = self.weights - learning_rate * gradient
@@ -64,15 +98,24 @@ class Hospital:
     def test_mse(self, X_test: np.ndarray, y_test: np.ndarray) -> float:
         return model.mse(self.weights, X_test, y_test)
 
-    def join(self, public: PublicParams, codec: Codec) -> None:
-        """Receive the server's public parameters and the agreed encoding."""
+    def join(self, public: PublicParams, codec: Codec, masks: PairwiseMasks | None = None) -> None:
+        """Receive the server's public parameters and the agreed encoding (and, under pairwise
+        masks, this hospital's own seeds)."""
         self._public, self._codec = public, codec
+        if masks is not None:
+            self._masks = masks
 
-    def encrypt(self, gradient: np.ndarray, obfuscators: Sequence[int]) -> tuple[EncryptedNumber, ...]:
-        """Encode and encrypt a gradient with this hospital's fresh obfuscators."""
+    def encrypt(
+        self, gradient: np.ndarray, obfuscators: Sequence[int], round_: int = 0
+    ) -> tuple[EncryptedNumber, ...]:
+        """Encode, mask (if agreed) and encrypt a gradient with this hospital's fresh obfuscators."""
         if self._public is None or self._codec is None:
             raise RuntimeError(f"{self.name} has not joined the ring")
         plaintexts = self._codec.encode(gradient)
+        if self._masks is not None:
+            start = time.perf_counter()
+            plaintexts = self._masks.apply(plaintexts, round_, self._public.n)
+            self.mask_seconds += time.perf_counter() - start
         return tuple(
             encrypt_with(self._public, m, r, self._codec.exponent)
             for m, r in zip(plaintexts, obfuscators, strict=True)
@@ -136,10 +179,23 @@ def hospital_name(index: int) -> str:
     return f"Hospital {index + 1}"
 
 
+def dp_plan(config: Config) -> DpPlan | None:
+    """The public DP parameters every hospital agrees (None without DP)."""
+    if config.dp_epsilon is None:
+        return None
+    from fedviz.privacy.dp import plan
+
+    return plan(config.dp_epsilon, config.dp_delta, config.dp_clip, config.rounds, config.hospitals)
+
+
 def hospitals_for(
-    config: Config, hospital_X: Sequence[np.ndarray], hospital_y: Sequence[np.ndarray]
+    config: Config,
+    hospital_X: Sequence[np.ndarray],
+    hospital_y: Sequence[np.ndarray],
+    dp: DpPlan | None = None,
+    noise: Noise = system_noise,
 ) -> list[Hospital]:
     return [
-        Hospital(i, X, y, config.gradient)
+        Hospital(i, X, y, config.gradient, dp, noise)
         for i, (X, y) in enumerate(zip(hospital_X, hospital_y, strict=True))
     ]

@@ -22,8 +22,10 @@ from fedviz.events import (
     FederatedRound,
     KeysGenerated,
     LocalRound,
+    MasksAgreed,
     PartiesStarted,
     Party,
+    PrivacyBudget,
     ReferenceComputed,
     RunFinished,
     RunStarted,
@@ -52,6 +54,8 @@ class RunRecord:
     engine: str = "in-process"
     parties: tuple[Party, ...] = ()
     """A distributed run's parties (name, role, pid, node id); none in-process."""
+    budget: PrivacyBudget | None = None
+    masks: MasksAgreed | None = None
 
     def add(self, event: Event) -> None:
         if isinstance(event, RunStarted):
@@ -68,6 +72,10 @@ class RunRecord:
             self.finished = event
         elif isinstance(event, PartiesStarted):
             self.engine, self.parties = f"{event.engine} ({event.topology})", event.parties
+        elif isinstance(event, PrivacyBudget):
+            self.budget = event
+        elif isinstance(event, MasksAgreed):
+            self.masks = event
 
     def fail(self, message: str) -> None:
         """Record that the run failed, and why."""
@@ -139,6 +147,23 @@ class RunRecord:
                 "ciphertexts_per_message": self.keys.ciphertexts_per_message,
                 "slot_bits": self.keys.slot_bits,
                 "slots": self.keys.slots,
+            }
+        if self.budget is not None:
+            b = self.budget
+            out["dp"] = {
+                "epsilon": b.epsilon,
+                "delta": b.delta,
+                "noise_multiplier": b.noise_multiplier,
+                "clip": b.clip,
+                "rounds": b.rounds,
+                "epsilon_against_coalitions": {str(k): e for k, e in b.coalition_epsilons},
+            }
+        if self.masks is not None:
+            out["masks"] = {
+                "kind": "pairwise",
+                "pairs": self.masks.pairs,
+                "agreement_s": self.masks.seconds,
+                "agreement_bytes": self.masks.public_bytes,
             }
         if self.finished is not None:
             out["bytes_per_round"] = self.finished.bytes_per_round

@@ -7,7 +7,8 @@ bytes is Flower's.
 
 What a node keeps between messages (Flower runs each message in a fresh process; `state` is
 the node's own record, held by its SuperNode and never sent to the SuperLink):
-- a hospital: its hop key, its weights;
+- a hospital: its hop key, its weights (its pairwise mask seeds are derived from its hop key
+  and the other hospitals' signed cards whenever it encrypts, never stored);
 - the key holder: its hop key, its Paillier key (p, q, hs), the rounds it has decrypted.
 Replies carry only public values, sealed bytes and signed digests. `notes` are for the
 loopback demo's observer only (what this party saw, e.g. a ciphertext it opened, its own
@@ -46,6 +47,8 @@ from fedviz.errors import EncodingOverflow, TrainingDiverged
 from fedviz.protocol import SERVER_NAME, Hospital, RingMessage, Server, hospital_name
 from fedviz.protocol.attestation import Attestation
 from fedviz.protocol.keyholder import KeyHolder
+from fedviz.protocol.masks import PairwiseMasks
+from fedviz.protocol.parties import dp_plan
 from fedviz.protocol.wire import from_payload, to_payload
 
 Role = Literal["hospital", "key holder"]
@@ -144,7 +147,9 @@ class _HospitalNode(_Node):
         if not 0 <= i < self.config.hospitals:
             raise ValueError(f"{self.setup.name} has no block: the run has {self.config.hospitals} hospitals")
         self.X_test, self.y_test = data.X_test, data.y_test
-        self.hospital = Hospital(i, data.hospital_X[i], data.hospital_y[i], self.config.gradient)
+        self.hospital = Hospital(
+            i, data.hospital_X[i], data.hospital_y[i], self.config.gradient, dp_plan(self.config)
+        )
         if "weights" in self.state:
             self.hospital.weights = np.array(self.state["weights"], dtype=float)
         if action != "join":
@@ -200,25 +205,41 @@ class _HospitalNode(_Node):
         self, content: Content, round_: int
     ) -> tuple[PublicParams, Codec, np.ndarray, tuple[Any, ...], float]:
         public, codec = self.public(content)
-        self.hospital.join(public, codec)
-        gradient = self.hospital.gradient()
+        self.hospital.join(public, codec, self._masks(content))
+        gradient = self.hospital.contribution()
         start = time.perf_counter()
         drawn = obfuscators.draw(public.n, public.hs, public.exponent_bits, codec.ciphertexts)
         try:
-            own = self.hospital.encrypt(gradient, drawn)
+            own = self.hospital.encrypt(gradient, drawn, round_)
         except EncodingOverflow as exc:
             raise TrainingDiverged(
                 "federated", round_, f"a gradient is too large to encode ({exc})", self.config.learning_rate
             ) from None
         return public, codec, gradient, own, time.perf_counter() - start
 
+    def _masks(self, content: Content) -> PairwiseMasks | None:
+        """Under pairwise masks: seeds with every other hospital, from this node's hop key and
+        their roster-checked cards (the agreement costs no message of its own)."""
+        if self.config.masks != "pairwise":
+            return None
+        cards = cards_from(content["cards"])
+        peers = {
+            j: self.card(cards, hospital_name(j)).hop_public
+            for j in range(self.config.hospitals)
+            if j != self.setup.partition
+        }
+        return PairwiseMasks(self.setup.partition, self.hop_key(), peers, self.run.encode())
+
     def _gradient_note(self, round_: int, gradient: np.ndarray) -> dict[str, Any]:
-        return {
+        note = {
             "kind": "gradient",
             "round": round_,
             "party": self.setup.name,
             "values": [float(g) for g in gradient],
         }
+        if self.hospital.adds_noise:
+            note["clean"] = [float(g) for g in self.hospital.gradient()]
+        return note
 
     def _hop(self, content: Content) -> Reply:
         round_, position = int(content["round"]), self.setup.partition + 1

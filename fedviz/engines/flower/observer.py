@@ -78,9 +78,9 @@ class Observer:
         elif isinstance(event, RingHop) and not event.ciphertexts:
             yield dataclasses.replace(event, ciphertexts=self._opened(event))
         elif isinstance(event, FederatedRound):
-            gradients = self._gradients(event.round)
+            gradients = self._gradients(event.round, "values")
             if gradients is not None:
-                yield HospitalGradients(event.round, gradients)
+                yield HospitalGradients(event.round, gradients, self._gradients(event.round, "clean"))
             yield event
         elif isinstance(event, RunFinished) and self.reference is not None:
             yield dataclasses.replace(
@@ -99,13 +99,15 @@ class Observer:
                 return tuple(Ciphertext(int(v), int(e)) for v, e in note["ciphertexts"])
         return ()
 
-    def _gradients(self, round_: int) -> tuple[tuple[float, ...], ...] | None:
+    def _gradients(self, round_: int, field: str) -> tuple[tuple[float, ...], ...] | None:
+        """Each hospital's note `field` for the round ("values": what it put into the ring,
+        "clean": its noiseless gradient under DP); None if any hospital lacks it."""
         out = []
         for i in range(self.config.hospitals):
             found = [
-                n["values"]
+                n[field]
                 for n in self._notes(hospital_name(i))
-                if n["kind"] == "gradient" and n["round"] == round_
+                if n["kind"] == "gradient" and n["round"] == round_ and field in n
             ]
             if not found:
                 return None

@@ -32,7 +32,7 @@ from fedviz.crypto.keys import PublicParams, add_vectors
 from fedviz.data import FEATURES
 from fedviz.engines.flower.content import Content, attestations_text, bytes_int, cards_from, cards_text
 from fedviz.engines.flower.nodes import attestation_of
-from fedviz.engines.inprocess import agreed_codec, keys_generated
+from fedviz.engines.inprocess import agreed_codec, keys_generated, masks_agreed, privacy_budget
 from fedviz.errors import FedvizError, TrainingDiverged
 from fedviz.events import (
     Ciphertext,
@@ -49,6 +49,7 @@ from fedviz.events import (
     Timings,
 )
 from fedviz.protocol import SERVER_NAME, hospital_name
+from fedviz.protocol.parties import dp_plan
 from fedviz.protocol.wire import from_payload
 
 Topology = Literal["ring", "star"]
@@ -138,6 +139,9 @@ class Relay:
         parties = [Party(RELAY_NAME, "relay", os.getpid(), None)]
         parties += [Party(n, "hospital", int(by_name[n]["pid"]), self.ids[n]) for n in hospitals]
         parties.append(Party(SERVER_NAME, "key holder", int(keyholder["pid"]), self.ids[SERVER_NAME]))
+        dp = dp_plan(config)
+        if dp is not None:
+            self.emit(privacy_budget(dp))
         self.emit(PartiesStarted("flower", self.topology, tuple(parties)))
         for name in [*hospitals, SERVER_NAME]:
             self.emit(Exchange(0, "join", name, join_s, len(str(by_name[name]["card"])), "", False))
@@ -160,6 +164,10 @@ class Relay:
         self.codec = codec
         keygen_s = float(keyholder["keygen-s"])
         self.emit(keys_generated(config, keygen_s, n, codec))
+        if config.masks == "pairwise":
+            # Each hospital derives its seeds from its own hop key and the others' signed cards,
+            # which every hop already carries: no message and no byte of its own.
+            self.emit(masks_agreed(config, 0.0, 0))
         self.public_content: Content = {
             "n": keyholder["n"],
             "hs": keyholder["hs"],
@@ -265,7 +273,7 @@ class Relay:
 
     def _star_round(self, r: int, average: list[float]) -> tuple[_Pending, dict[str, float]]:
         hospitals = self._hospitals()
-        content = {**self.public_content, "round": r, "average": average}
+        content = {**self.public_content, "round": r, "average": average, "cards": self.cards}
         replies, seconds = self._ask([(h, "contribute", content) for h in hospitals])
         parts = [bytes(reply["part"]) for reply in replies]
         hops = []
@@ -300,7 +308,10 @@ class Relay:
         mse = tuple(mse_after[h] for h in self._hospitals())
         for hop in done.hops:
             self.emit(hop)
-        self.emit(FederatedRound(done.round, mse, done.average, done.encrypt_s, done.add_s, done.decrypt_s))
+        order = tuple(range(self.config.hospitals)) if self.topology == "ring" else ()
+        self.emit(
+            FederatedRound(done.round, mse, done.average, done.encrypt_s, done.add_s, done.decrypt_s, order)
+        )
         return mse
 
 
