@@ -100,7 +100,11 @@ def _cell(cell: remedies.Cell, relative: bool = False) -> str:
     size = f"{100 * cell.error:.2g} %" if relative else f"{cell.error:.2g}"
     if math.isnan(cell.error):
         return "—"
-    return f"recovered (error {size})" if cell.exact else f"fails: off by {size}"
+    return {
+        "recovered": f"recovered (error {size})",
+        "masked": f"fails: masked, off by {size}",
+        "noisy": f"only with noise: off by {size}",
+    }.get(cell.verdict, f"not recovered: off by {size}")
 
 
 def _table(lab: Lab) -> None:

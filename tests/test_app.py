@@ -453,7 +453,8 @@ def test_the_remedies_section_measures_every_cell(app: AppTest) -> None:
     tables = [t.value for t in app.table]
     threats = next(t for t in tables if "masks" in t.columns and "none" in t.columns)
     first = threats.iloc[0]  # server + hospital 2 decrypt hop 1
-    assert first["none"].startswith("recovered") and first["masks"].startswith("fails")
+    assert first["none"].startswith("recovered") and first["masks"].startswith("fails: masked")
+    assert threats.iloc[1]["DP ε=1"].startswith("only with noise")
     coalitions = next(t for t in tables if "error with masks" in t.columns)
     assert list(coalitions["with masks"]) == ["fails", "still recovers", "still recovers", "still recovers"]
     shuffle = next(t for t in tables if "rounds exposed, shuffled ring" in t.columns)

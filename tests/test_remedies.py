@@ -250,6 +250,7 @@ def test_the_remedy_table_is_measured(variants):
     assert [c.exact for c in cells["none"]][:3] == [True, True, True]
     assert not cells["masks"][0].exact and cells["masks"][1].exact  # masks: only the neighbour attack fails
     assert not any(c.exact for c in cells["DP"][:3])  # DP: recovered values carry the noise
+    assert [c.verdict for c in cells["masks + DP"][:3]] == ["masked", "noisy", "noisy"]
     assert cells["DP"][3].error > cells["none"][3].error  # the XᵀX fit gets worse under noise
     costs = {name: remedies.cost(v) for name, v in variants.items()}
     assert costs["masks"].test_mse == costs["none"].test_mse

@@ -204,6 +204,9 @@ class Cell:
     error: float
     exact: bool
     note: str = ""
+    verdict: str = ""
+    """"recovered", "masked" (the masks left it unreadable), "noisy" (it read what was sent,
+    noise included) or "not recovered"."""
 
 
 THREATS = (
@@ -220,7 +223,7 @@ def threats(v: Variant) -> list[Cell]:
     n = obs.hospitals
     truth, sent, average = obs.gradients[0], obs.sent[0], obs.averages[0]
     scale = float(np.max(np.abs(truth)))
-    out = []
+    out: list[Cell] = []
     a = attempt(v, frozenset({2}), True, 1)
     error = a.errors.get(1, float("nan"))
     out.append(Cell(error, a.exact(1, scale) if 1 in a.errors else False))
@@ -237,7 +240,20 @@ def threats(v: Variant) -> list[Cell]:
     fit = attacks.fit_aggregate(updates, np.asarray(obs.averages))
     e = attacks.relative_error(fit.A, A)
     out.append(Cell(e, e <= FIT_RECOVERED, f"rank {fit.rank} of 12"))
-    return out
+    noisy = v.config.dp_epsilon is not None
+    return [
+        dataclasses.replace(
+            c,
+            verdict="recovered"
+            if c.exact
+            else "masked"
+            if i == 0 and v.masks is not None
+            else "noisy"
+            if noisy
+            else "not recovered",
+        )
+        for i, c in enumerate(out)
+    ]
 
 
 @dataclass(frozen=True)
