@@ -160,7 +160,7 @@ def plaintext_mse(config: Config) -> tuple[float, ...]:
         average = np.sum([h.gradient() for h in hospitals], axis=0) / config.hospitals
         for h in hospitals:
             h.step(average, config.learning_rate)
-    return tuple(h.test_mse(data.X_test, data.y_test) for h in hospitals)
+    return tuple(h.test_score(data.X_test, data.y_test) for h in hospitals)
 
 
 def main(argv: list[str] | None = None) -> int:

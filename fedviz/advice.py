@@ -23,9 +23,10 @@ from functools import lru_cache
 import numpy as np
 
 from fedviz.config import Config
-from fedviz.data import split
+from fedviz.data import prepared
 from fedviz.engines.inprocess import planned_codec, preflight
 from fedviz.errors import TrainingDiverged
+from fedviz.models import for_kind, linear
 
 DIGITS = 2
 """Significant digits of a suggested learning rate."""
@@ -142,33 +143,51 @@ def _verified(config: Config, index: int) -> float:
 
 
 class _Model:
-    """`preflight`'s plaintext arithmetic with the hospitals stacked in arrays. Every hospital
-    holds the same number of training patients (the split drops the remainder)."""
+    """`preflight`'s plaintext arithmetic with the hospitals stacked in arrays (equal blocks,
+    linear model: the common case, vectorised) or one hospital at a time (any other)."""
 
     def __init__(self, config: Config) -> None:
-        data = split(config.hospitals, config.seed)
-        self.X = np.stack(data.hospital_X)  # (hospitals, patients, features)
-        self.y = np.stack(data.hospital_y)
-        self.XT = self.X.transpose(0, 2, 1).copy()
+        data = prepared(config)
+        self.model = for_kind(config.model)
+        self.stacked = config.model == "linear" and len(set(data.patients)) == 1
+        self.blocks = list(zip(data.hospital_X, data.hospital_y, strict=True))
+        if self.stacked:
+            self.X = np.stack(data.hospital_X)  # (hospitals, patients, features)
+            self.y = np.stack(data.hospital_y)
+            self.XT = self.X.transpose(0, 2, 1).copy()
         self.mean = config.gradient == "mean"
+        self.mode = config.gradient
         self.rounds = config.rounds
         self.warm_start = config.warm_start
-        self.limit = planned_codec(config).max_abs
+        self.dims = data.dims
+        self.limit = planned_codec(config, data.dims).max_abs
 
     def gradients(self, weights: np.ndarray) -> np.ndarray:
+        if not self.stacked:
+            return np.array(
+                [
+                    self.model.gradient(w, X, y, self.mode)
+                    for w, (X, y) in zip(weights, self.blocks, strict=True)
+                ]
+            )
         delta = (self.X @ weights[:, :, None])[:, :, 0] - self.y
         g = (self.XT @ delta[:, :, None])[:, :, 0]
         out: np.ndarray = g / self.X.shape[1] if self.mean else g  # model.gradient's arithmetic
         return out
 
     def stable_below(self) -> float:
-        """2 / the largest curvature of any hospital's loss: below it no phase can grow."""
-        curvature = max(float(np.linalg.eigvalsh(xt @ x)[-1]) for xt, x in zip(self.XT, self.X, strict=True))
-        return 2.0 / (curvature / self.X.shape[1] if self.mean else curvature)
+        """2 / the largest curvature of any hospital's loss: below it no phase can grow (the
+        log-loss curves at most a quarter as much as the squared error)."""
+        share = 0.25 if self.model is not linear else 1.0
+        worst = 0.0
+        for X, _ in self.blocks:
+            curvature = share * float(np.linalg.eigvalsh(X.T @ X)[-1])
+            worst = max(worst, curvature / len(X) if self.mean else curvature)
+        return 2.0 / worst
 
     def first_failure(self, eta: float) -> tuple[str, int] | None:
         """(phase, round) of the first divergence `preflight` would report, or None."""
-        weights = np.zeros(self.X.shape[::2])
+        weights = np.zeros((len(self.blocks), self.dims))
         with np.errstate(all="ignore"):
             for r in range(1, self.rounds + 1):
                 weights = weights - eta * self.gradients(weights)

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from fedviz.config import ENCODINGS, GRADIENT_MODES, KEY_LENGTHS, MASKS, OBFUSCATORS, Config, parse_number
-from fedviz.errors import ConfigError, FedvizError, TrainingDiverged
+from fedviz.errors import EMPTY, ConfigError, DataError, FedvizError, TrainingDiverged
 
 if TYPE_CHECKING:
     from fedviz.events import Event
@@ -103,6 +103,48 @@ def build_parser() -> argparse.ArgumentParser:
         help="start federated training from zero instead of each hospital's local model",
     )
     p.add_argument(
+        "--dataset",
+        default=defaults.dataset,
+        metavar="diabetes|breast-cancer",
+        help="a data set that ships with scikit-learn: diabetes (the post's regression) or "
+        "breast-cancer (569 tumours, benign or malignant: use --model logistic)",
+    )
+    p.add_argument(
+        "--data",
+        default=None,
+        metavar="FILE.csv",
+        help="your own data instead: a CSV with a header row and numbers only (at most 20 MB); "
+        "needs --target",
+    )
+    p.add_argument(
+        "--target",
+        default=None,
+        metavar="COLUMN",
+        help="the CSV's column to predict: numeric (regression) or two-valued (classification)",
+    )
+    p.add_argument(
+        "--split",
+        default=defaults.split,
+        metavar="contiguous|iid|by-feature COLUMN|label-skew",
+        nargs="+",
+        help="how rows are dealt to hospitals: contiguous (the post's blocks), iid (a fresh random "
+        "deal), by-feature COLUMN (sorted by that feature: e.g. young and old hospitals), "
+        "label-skew (each class spread in Dirichlet(alpha) shares; see --split-alpha)",
+    )
+    p.add_argument(
+        "--split-alpha",
+        default=f"{defaults.split_alpha:g}",
+        metavar="A",
+        help=f"the label-skew split's Dirichlet alpha, > 0; smaller is more skewed (default {defaults.split_alpha:g})",
+    )
+    p.add_argument(
+        "--model",
+        default=defaults.model,
+        metavar="linear|logistic",
+        help="linear regression on the squared error (the post) or logistic regression on the "
+        "log-loss (two-valued targets); the ring carries either gradient",
+    )
+    p.add_argument(
         "--dp-epsilon",
         default=None,
         metavar="EPS",
@@ -171,6 +213,17 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from(args: argparse.Namespace) -> Config:
     """Turn the parsed strings into a validated Config (raises ConfigError)."""
     dp = args.dp_epsilon is not None
+    split = args.split if isinstance(args.split, list) else [args.split]
+    if split[0] == "by-feature" and len(split) != 2:
+        raise ConfigError(
+            "split", " ".join(split), "by-feature followed by one feature name, e.g. by-feature age"
+        )
+    if split[0] != "by-feature" and len(split) != 1:
+        raise ConfigError("split", " ".join(split), "one of contiguous, iid, by-feature COLUMN, label-skew")
+    if args.data is not None and args.target is None:
+        raise ConfigError("target", "", "the CSV's column to predict (--target COLUMN)", EMPTY)
+    if args.target is not None and args.data is None:
+        raise ConfigError("data", "", "a CSV file (--data FILE.csv) for --target", EMPTY)
     return Config(
         hospitals=int(parse_number("hospitals", args.hospitals, int)),
         key_length=int(parse_number("key_length", args.key_length, int)),
@@ -186,6 +239,13 @@ def config_from(args: argparse.Namespace) -> Config:
         dp_clip=float(parse_number("dp_clip", args.dp_clip, float)),
         masks=args.masks,
         shuffle_ring=args.shuffle_ring,
+        dataset="csv" if args.data is not None else args.dataset,
+        data_path=args.data,
+        target=args.target,
+        split=split[0],
+        split_feature=split[1] if len(split) == 2 else None,
+        split_alpha=float(parse_number("split_alpha", args.split_alpha, float)),
+        model=args.model,
     )
 
 
@@ -194,15 +254,20 @@ def _engine(args: argparse.Namespace) -> tuple[str, str]:
         raise ConfigError("engine", args.engine, "inprocess or flower")
     if args.topology not in ("ring", "star"):
         raise ConfigError("topology", args.topology, "ring or star")
-    if args.engine == "flower" and args.shuffle_ring:
-        raise ConfigError(
-            "shuffle_ring", True, "off with --engine flower (the shuffled ring runs in-process only)"
-        )
     if args.engine == "inprocess" and args.topology != "ring":
         raise ConfigError(
             "topology", args.topology, "ring with the in-process engine (star needs --engine flower)"
         )
     return args.engine, args.topology
+
+
+def _check_data(config: Config) -> None:
+    """Read and deal the data now, so a bad file or split is bad input (exit 2), not a failed run."""
+    if config.is_the_posts_data:
+        return
+    from fedviz.data import split_for
+
+    split_for(config)
 
 
 def _use_pool(text: str) -> bool:
@@ -241,7 +306,14 @@ def _main(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
         config = config_from(args)
         use_pool = _use_pool(args.workers)
         engine, topology = _engine(args)
-    except ConfigError as exc:
+        if engine == "flower":
+            from fedviz.engines.flower.scope import refusal
+
+            why = refusal(config)
+            if why is not None:
+                raise ConfigError("engine", "flower", why, advice=f"{why}: use --engine inprocess")
+        _check_data(config)
+    except (ConfigError, DataError) as exc:
         _say(err, f"error: {exc}")
         return EXIT_BAD_INPUT
     for warning in config.warnings():
@@ -357,25 +429,34 @@ def format_report(record: object) -> str:
 
     assert isinstance(record, RunRecord) and record.config is not None and record.finished is not None
     c, f = record.config, record.finished
+    logistic = c.model == "logistic"
+    digits = 4 if logistic else 2
+    data = "" if c.is_the_posts_data and c.dataset == "diabetes" else f", {c.dataset} data split {c.split}"
     lines = [
         f"{c.hospitals} hospitals, {c.key_length}-bit Paillier keys ({c.encoding}, {c.obfuscator} "
         f"randomness), eta {c.learning_rate:g}, {c.rounds} rounds, seed {c.seed}, {c.gradient} gradient, "
-        f"{'warm' if c.warm_start else 'cold'} start",
+        f"{'warm' if c.warm_start else 'cold'} start{data}, {c.model} model"
+        + "".join(f", {r}" for r in c.remedies),
         "",
-        "Test MSE (50 held-out patients)",
-        f"{'hospital':<12}{'patients':>9}{'local only':>13}{'federated':>12}{'improvement':>13}",
+        f"Test {c.metric} ({record.test_rows} held-out rows; lower is better)",
+        f"{'hospital':<12}{'patients':>9}{'local only':>13}{'federated':>12}{'improvement':>13}"
+        + (f"{'accuracy local → federated':>30}" if logistic else ""),
     ]
-    for row in record.table():
-        lines.append(
-            f"{row['hospital']:<12}{row['patients']:>9}{row['local_mse']:>13.2f}"
-            f"{row['federated_mse']:>12.2f}{row['improvement']:>13.2f}"
+    for i, row in enumerate(record.table()):
+        line = (
+            f"{row['hospital']:<12}{row['patients']:>9}{row['local_mse']:>13.{digits}f}"
+            f"{row['federated_mse']:>12.{digits}f}{row['improvement']:>13.{digits}f}"
         )
+        if logistic and f.local_accuracy and f.federated_accuracy:
+            line += f"{f.local_accuracy[i]:>20.1%} → {f.federated_accuracy[i]:.1%}"
+        lines.append(line)
     t = f.timings
+    optimum = "scikit-learn's logistic fit" if logistic else "least-squares optimum"
     lines += [
         "",
         "Plaintext yardsticks (no privacy, what pooling all data would give):",
-        f"  gradient descent on the pooled data, same eta and rounds: {f.centralized_mse:.2f}",
-        f"  least-squares optimum on the pooled data:                 {f.optimum_mse:.2f}",
+        f"  gradient descent on the pooled data, same eta and rounds: {f.centralized_mse:.{digits}f}",
+        f"  {optimum + ' on the pooled data:':<58}{f.optimum_mse:.{digits}f}",
         "",
         f"Ring traffic: {f.bytes_per_round:,} bytes of ciphertext per round",
         f"Time: keygen {t.keygen:.3f} s, federated {t.federated:.3f} s (encrypt {t.encrypt:.3f}, "

@@ -34,10 +34,18 @@ GradientMode = Literal["sum", "mean"]
 Encoding = Literal["packed", "per-value"]
 Obfuscator = Literal["djn", "standard"]
 Masks = Literal["none", "pairwise"]
+Dataset = Literal["diabetes", "breast-cancer", "csv"]
+SplitKind = Literal["contiguous", "iid", "by-feature", "label-skew"]
+ModelKind = Literal["linear", "logistic"]
 GRADIENT_MODES: tuple[GradientMode, ...] = ("sum", "mean")
 ENCODINGS: tuple[Encoding, ...] = ("packed", "per-value")
 OBFUSCATORS: tuple[Obfuscator, ...] = ("djn", "standard")
 MASKS: tuple[Masks, ...] = ("none", "pairwise")
+DATASETS: tuple[Dataset, ...] = ("diabetes", "breast-cancer", "csv")
+SPLITS: tuple[SplitKind, ...] = ("contiguous", "iid", "by-feature", "label-skew")
+MODELS: tuple[ModelKind, ...] = ("linear", "logistic")
+METRICS = {"linear": "MSE", "logistic": "log-loss"}
+"""The test metric each model reports (lower is better for both)."""
 DEFAULT_DP_DELTA = 1e-5
 DEFAULT_DP_CLIP = 100.0
 """Each patient's gradient is clipped to this L2 norm under differential privacy (a public
@@ -79,10 +87,36 @@ class Config:
     dp_clip: float = DEFAULT_DP_CLIP
     masks: Masks = "none"
     shuffle_ring: bool = False
+    dataset: Dataset = "diabetes"
+    data_path: str | None = None
+    """The CSV file (dataset "csv"): the file every hospital's part is read from."""
+    target: str | None = None
+    """The CSV's target column (dataset "csv")."""
+    split: SplitKind = "contiguous"
+    split_feature: str | None = None
+    """The feature the "by-feature" split sorts by."""
+    split_alpha: float = 0.5
+    """The Dirichlet α of the "label-skew" split (smaller: more skewed)."""
+    model: ModelKind = "linear"
 
     def __post_init__(self) -> None:
         for name in self.__dataclass_fields__:
             check(name, getattr(self, name))
+        if self.dataset == "csv" and not (self.data_path and self.target):
+            raise ConfigError(
+                "data_path", self.data_path, "a CSV file and its target column for the csv data set"
+            )
+        if self.split == "by-feature" and not self.split_feature:
+            raise ConfigError(
+                "split_feature", self.split_feature, "the feature to sort by for the by-feature split"
+            )
+        if self.model == "logistic" and self.dataset == "diabetes":
+            raise ConfigError(
+                "model",
+                self.model,
+                "linear for the diabetes data (its target, disease progression, is a number; logistic "
+                "regression needs a two-valued one such as breast-cancer's diagnosis)",
+            )
         if self.dp_epsilon is not None and self.warm_start:
             raise ConfigError(
                 "warm_start",
@@ -90,6 +124,16 @@ class Config:
                 "off under differential privacy (a local model depends on every one of its hospital's "
                 "patients, so one patient could move every gradient it sends)",
             )
+
+    @property
+    def metric(self) -> str:
+        """The test metric: "MSE" (linear regression) or "log-loss" (logistic)."""
+        return METRICS[self.model]
+
+    @property
+    def is_the_posts_data(self) -> bool:
+        """The diabetes data dealt as the seed post deals it."""
+        return self.dataset == "diabetes" and self.split == "contiguous"
 
     @property
     def remedies(self) -> tuple[str, ...]:
@@ -150,6 +194,13 @@ FIELD_LABELS = {
     "dp_clip": "Clip norm",
     "masks": "Pairwise masks",
     "shuffle_ring": "Shuffle the ring",
+    "dataset": "Data",
+    "data_path": "CSV file",
+    "target": "Target column",
+    "split": "Split",
+    "split_feature": "Split by feature",
+    "split_alpha": "Skew α",
+    "model": "Model",
 }
 """The words a form shows for each setting (the dashboard's control labels)."""
 
@@ -177,6 +228,13 @@ _ALLOWED = {
     "dp_clip": "a finite number greater than 0",
     "masks": "one of " + ", ".join(MASKS),
     "shuffle_ring": "true or false",
+    "dataset": "one of " + ", ".join(DATASETS),
+    "data_path": "the path of a CSV file",
+    "target": "a column of the CSV file",
+    "split": "one of " + ", ".join(SPLITS),
+    "split_feature": "a feature of the data",
+    "split_alpha": "a finite number greater than 0",
+    "model": "one of " + ", ".join(MODELS),
 }
 
 
@@ -199,7 +257,9 @@ def check(field: str, value: object) -> None:
         ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
     elif field == "key_length":
         ok = isinstance(value, int) and not isinstance(value, bool) and value in KEY_LENGTHS
-    elif field in ("learning_rate", "dp_clip", "dp_epsilon", "dp_delta"):
+    elif field in ("data_path", "target", "split_feature"):
+        ok = value is None or (isinstance(value, str) and bool(value.strip()))
+    elif field in ("learning_rate", "dp_clip", "dp_epsilon", "dp_delta", "split_alpha"):
         ok = (value is None and field == "dp_epsilon") or (
             isinstance(value, (int, float)) and not isinstance(value, bool) and _positive_float(value)
         )
@@ -213,6 +273,9 @@ def check(field: str, value: object) -> None:
             "encoding": ENCODINGS,
             "obfuscator": OBFUSCATORS,
             "masks": MASKS,
+            "dataset": DATASETS,
+            "split": SPLITS,
+            "model": MODELS,
         }[field]
         ok = value in choices
     if not ok:

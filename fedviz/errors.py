@@ -52,6 +52,12 @@ class ConfigError(FedvizError, ValueError):
         return f"{name}: {self.value!r} {self.problem} — {self.advice or 'use ' + self.allowed}."
 
 
+class DataError(FedvizError, ValueError):
+    """The data cannot be used as asked: a CSV that is missing, empty, binary, too large or
+    not numeric, a missing target column, too few rows for the hospitals, a split that
+    cannot be made. The message is one sentence in words that names what to change."""
+
+
 class EncodingOverflow(FedvizError, OverflowError):
     """A value does not fit the agreed fixed-point encoding; it is never wrapped silently."""
 

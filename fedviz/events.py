@@ -22,6 +22,22 @@ class RunStarted:
     """Training patients per hospital, in ring order."""
     test_patients: int
     features: tuple[str, ...]
+    target: str = "disease progression"
+    classes: tuple[str, ...] = ()
+    """For classification, the names of labels 0 and 1; empty for regression."""
+
+
+@dataclass(frozen=True)
+class Standardised:
+    """The pooled feature means and standard deviations, summed through the encrypted ring
+    (each hospital's count, sums and sums of squares; only the total was decrypted)."""
+
+    means: Vector
+    stds: Vector
+    rows: int
+    ciphertexts: int
+    """Ciphertexts each hospital sent for it."""
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -30,8 +46,12 @@ class ReferenceComputed:
     the step the ring takes, and the least-squares optimum on the pooled data."""
 
     centralized_mse: tuple[float, ...]
-    """Test MSE after each round 1..R."""
+    """The test metric (MSE, or log-loss for logistic regression) after each round 1..R."""
     optimum_mse: float
+    """The test metric of the pooled optimum (least squares; scikit-learn's logistic fit)."""
+    centralized_accuracy: float | None = None
+    """Classification only: test accuracy of pooled gradient descent after round R."""
+    optimum_accuracy: float | None = None
 
 
 @dataclass(frozen=True)
@@ -42,10 +62,13 @@ class PhaseStarted:
 
 @dataclass(frozen=True)
 class LocalRound:
-    """After local round `round` (1-based): each hospital's test MSE on its own model."""
+    """After local round `round` (1-based): each hospital's test metric on its own model
+    (MSE, or log-loss for logistic regression; the field keeps the post's name)."""
 
     round: int
     mse: Vector
+    accuracy: Vector = ()
+    """Classification only: each hospital's test accuracy."""
 
 
 @dataclass(frozen=True)
@@ -181,6 +204,8 @@ class FederatedRound:
     """The ring's order this round (0-based hospital indices); empty for the star."""
     mask_s: float = 0.0
     """Of `encrypt_s`, the time spent drawing and adding pairwise masks."""
+    accuracy: Vector = ()
+    """Classification only: each hospital's test accuracy."""
 
 
 @dataclass(frozen=True)
@@ -206,10 +231,13 @@ class RunFinished:
     optimum_mse: float
     bytes_per_round: int
     timings: Timings
+    local_accuracy: Vector = ()
+    federated_accuracy: Vector = ()
 
 
 Event = (
     RunStarted
+    | Standardised
     | PartiesStarted
     | Exchange
     | ReferenceComputed

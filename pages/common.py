@@ -44,6 +44,8 @@ def describe(config: Config) -> str:
         f"{config.hospitals} hospitals · {config.key_length}-bit keys · η {config.learning_rate:g} · "
         f"{config.rounds} rounds · seed {config.seed} · {config.gradient} gradient · "
         f"{'warm' if config.warm_start else 'cold'} start · {config.encoding}"
+        + ("" if config.is_the_posts_data else f" · {config.dataset} data, {config.split} split")
+        + ("" if config.model == "linear" else f" · {config.model} regression")
         + "".join(f" · {r}" for r in config.remedies)
     )
 

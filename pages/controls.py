@@ -33,9 +33,12 @@ from fedviz.config import (
     Config,
     parse_number,
 )
+from fedviz.data import split_for
+from fedviz.data.sources import example_csv, feature_names, inspect_csv
 from fedviz.engines.background import Engine
+from fedviz.engines.flower.scope import refusal as flower_refusal
 from fedviz.engines.inprocess import preflight
-from fedviz.errors import ConfigError
+from fedviz.errors import ConfigError, DataError
 from pages import session
 
 PACES = {"full speed": 0.0, "watchable": 0.02, "slow": 0.15}
@@ -56,7 +59,31 @@ DEFAULTS: dict[str, Any] = {
     "dp_delta": f"{_defaults.dp_delta:g}",
     "dp_clip": f"{_defaults.dp_clip:g}",
     "masks": False,
+    "dataset": "diabetes",
+    "data_path": None,
+    "upload_name": None,
+    "upload_id": None,
+    "upload_error": None,
+    "csv_columns": (),
+    "csv_two_valued": (),
+    "target": None,
+    "split": "contiguous",
+    "split_feature": None,
+    "split_alpha": f"{_defaults.split_alpha:g}",
+    "model": "linear",
 }
+DATASET_LABELS = {
+    "diabetes": "Diabetes (the post): regression",
+    "breast-cancer": "Breast cancer: benign or malignant",
+    "csv": "Your own CSV file",
+}
+SPLIT_LABELS = {
+    "contiguous": "contiguous blocks (the post)",
+    "iid": "random, equal sizes",
+    "by-feature": "sorted by a feature",
+    "label-skew": "label skew (Dirichlet α)",
+}
+MODEL_LABELS = {"linear": "linear regression", "logistic": "logistic regression"}
 ENCODING_LABELS = {"packed": "packed (fast)", "per-value": "per value (the post)"}
 OBFUSCATOR_LABELS = {"djn": "DJN (fast)", "standard": "standard r^n (phe)"}
 ENGINES: dict[str, tuple[Engine, str]] = {
@@ -119,10 +146,38 @@ def engine() -> tuple[Engine, str]:
 # --------------------------------------------------------------------------- validation
 
 
+def _data_problem(config: Config) -> str | None:
+    """Why the configured data cannot be used (a bad CSV cell, too few rows, an impossible
+    split), in words; None if it can. A CSV's answer is kept in its session only."""
+    if config.is_the_posts_data:
+        return None
+    if config.dataset == "csv":
+        return session.per_session(("data-problem", config), lambda: _check_data(config))
+    return _public_data_problem(config)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _public_data_problem(config: Config) -> str | None:
+    return _check_data(config)
+
+
+def _check_data(config: Config) -> str | None:
+    try:
+        split_for(config)
+    except DataError as exc:
+        text = str(exc)
+        return text[0].upper() + text[1:] + "."
+    return None
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def _divergence(config: Config) -> str | None:
     """Why the learning rate is refused, if the plaintext protocol predicts divergence, and
     what would work (public data only, so the cache may be shared)."""
+    return _advice(config)
+
+
+def _advice(config: Config) -> str | None:
     problem = preflight(config)
     return None if problem is None else refusal(config, problem)
 
@@ -148,6 +203,17 @@ def validate(values: dict[str, Any]) -> tuple[Config | None, dict[str, str]]:
         errors["shuffle_ring"] = (
             "The shuffled ring runs in-process only: choose the in-process engine or untick this."
         )
+    if values["split"] == "label-skew":
+        try:
+            numbers["split_alpha"] = parse_number("split_alpha", str(values["split_alpha"]), float)
+        except ConfigError as exc:
+            errors["split_alpha"] = exc.plain
+    if values["dataset"] == "csv" and not values["data_path"]:
+        errors["data"] = "Upload a CSV file (or choose a built-in data set) to run."
+    elif values["dataset"] == "csv" and not values["target"]:
+        errors["data"] = "Choose the target column: the one the model should predict."
+    if values["split"] == "by-feature" and not values["split_feature"]:
+        errors["split_feature"] = "Choose the feature the hospitals are sorted by."
     if errors:
         return None, errors
     try:
@@ -166,10 +232,30 @@ def validate(values: dict[str, Any]) -> tuple[Config | None, dict[str, str]]:
             dp_clip=float(numbers["dp_clip"]) if dp else _defaults.dp_clip,
             masks="pairwise" if values["masks"] else "none",
             shuffle_ring=bool(values["shuffle_ring"]),
+            dataset=values["dataset"],
+            data_path=values["data_path"] if values["dataset"] == "csv" else None,
+            target=values["target"] if values["dataset"] == "csv" else None,
+            split=values["split"],
+            split_feature=values["split_feature"] if values["split"] == "by-feature" else None,
+            split_alpha=float(numbers.get("split_alpha", _defaults.split_alpha)),
+            model=values["model"],
         )
     except ConfigError as exc:
-        return None, {exc.field: exc.plain}
-    problem = _divergence(config)
+        field = {"data_path": "data", "target": "data", "model": "model"}.get(exc.field, exc.field)
+        return None, {field: exc.plain}
+    engine_name, _ = ENGINES.get(values["engine"], ENGINES["in-process"])
+    if engine_name == "flower":
+        why = flower_refusal(config)
+        if why is not None:
+            return None, {"engine": why[0].upper() + why[1:] + ": choose the in-process engine."}
+    problem = _data_problem(config)
+    if problem is not None:
+        return None, {"data": problem}
+    problem = (
+        session.per_session(("divergence", config), lambda: _advice(config))
+        if config.dataset == "csv"
+        else _divergence(config)
+    )
     if problem is not None:
         return None, {"learning_rate": problem}
     return config, {}
@@ -178,13 +264,158 @@ def validate(values: dict[str, Any]) -> tuple[Config | None, dict[str, str]]:
 # --------------------------------------------------------------------------- the sidebar
 
 
+def _dataset_chosen(store: bool = True) -> None:
+    """on_change of Data: store it, and pick the model its target calls for."""
+    if store:
+        _store("dataset")
+    kept = settings()
+    if kept["dataset"] == "diabetes":
+        kept["model"] = "linear"
+    elif kept["dataset"] == "breast-cancer":
+        kept["model"] = "logistic"
+    else:
+        _target_chosen(store=False)
+    if kept["split"] in ("by-feature",):
+        kept["split_feature"] = None
+
+
+def _target_chosen(store: bool = True) -> None:
+    if store:
+        _store("target")
+    kept = settings()
+    if kept["target"]:
+        kept["model"] = "logistic" if kept["target"] in kept["csv_two_valued"] else "linear"
+
+
+def _uploaded() -> None:
+    """on_change of the uploader: check the file's shape and keep it in a file of this session."""
+    file = st.session_state.get("w_upload")
+    kept = settings()
+    if file is None:  # removed from the widget: keep the last good file
+        return
+    data = file.getvalue()
+    try:
+        preview = inspect_csv(data, file.name)
+    except DataError as exc:
+        text = str(exc)
+        kept["upload_error"] = text[0].upper() + text[1:] + ". The previous data are kept."
+        return
+    path = session.keep_upload(data)
+    kept.update(
+        data_path=path,
+        upload_name=file.name,
+        upload_error=None,
+        csv_columns=preview.columns,
+        csv_two_valued=tuple(sorted(preview.two_valued)),
+        target=preview.columns[-1],
+    )
+    _target_chosen(store=False)
+
+
+def data_box(errors: dict[str, str]) -> None:
+    """The data and the model: a built-in set or the user's CSV, the split, the model."""
+    values = settings()
+    fields = {"data", "split_feature", "split_alpha", "model"}
+    with st.sidebar.expander("Data and model", expanded=bool(fields & set(errors)), key="data-box"):
+        st.selectbox(
+            "Data",
+            list(DATASET_LABELS),
+            format_func=DATASET_LABELS.__getitem__,
+            help="Which rows the hospitals hold. Diabetes: 442 patients, the post's regression. Breast cancer: "
+            "569 tumours, benign or malignant. Your own CSV: a header row and numbers only; nothing leaves "
+            "this server.",
+            **bind_with("dataset", _dataset_chosen),
+        )
+        if values["dataset"] == "csv":
+            st.file_uploader(
+                "CSV file",
+                type=["csv"],
+                help="A header row of distinct names, then one row per patient; numbers only, except a two-valued "
+                "target (e.g. yes/no). At most 20 MB.",
+                key="w_upload",
+                on_change=_uploaded,
+            )
+            if values["upload_error"]:
+                st.error(values["upload_error"], icon=":material/block:")
+            if values["upload_name"]:
+                st.caption(f"Using {values['upload_name']}.")
+            st.download_button(
+                "Example CSV (60 diabetes patients)",
+                example_csv(),
+                file_name="fedviz-example.csv",
+                mime="text/csv",
+                icon=":material/download:",
+            )
+            if values["csv_columns"]:
+                st.selectbox(
+                    "Target column",
+                    list(values["csv_columns"]),
+                    help="The column to predict: numeric (regression) or two-valued (classification).",
+                    **bind_with("target", _target_chosen),
+                )
+        _error(st, errors, "data")
+        st.selectbox(
+            "Split",
+            list(SPLIT_LABELS),
+            format_func=SPLIT_LABELS.__getitem__,
+            help="How rows are dealt to hospitals: the way real sites differ. Contiguous: the post's blocks. "
+            "Random: every hospital alike. Sorted by a feature: e.g. young and old hospitals. Label skew: each "
+            "hospital sees mostly one class (classification only).",
+            **bind("split"),
+        )
+        if values["split"] == "by-feature":
+            options = _features(values)
+            if values["split_feature"] not in options:
+                values["split_feature"] = options[0] if options else None
+            st.selectbox("Sort hospitals by", options, **bind("split_feature"))
+            _error(st, errors, "split_feature")
+        if values["split"] == "label-skew":
+            st.text_input(
+                "Skew α",
+                help="Dirichlet α above 0: 0.1 gives lopsided hospitals, 10 nearly even ones.",
+                **bind("split_alpha"),
+            )
+            _error(st, errors, "split_alpha")
+        st.radio(
+            "Model",
+            list(MODEL_LABELS),
+            format_func=MODEL_LABELS.__getitem__,
+            horizontal=True,
+            help="Linear regression predicts a number (squared error, the post). Logistic regression predicts "
+            "one of two labels (log-loss); the ring carries its gradient the same way.",
+            **bind("model"),
+        )
+        _error(st, errors, "model")
+
+
+def _features(values: dict[str, Any]) -> list[str]:
+    if values["dataset"] == "csv":
+        return [c for c in values["csv_columns"] if c != values["target"]]
+    return list(feature_names(values["dataset"]))
+
+
+def bind_with(name: str, callback: Any) -> dict[str, Any]:
+    """`bind`, with another on_change that also stores the setting."""
+    return {**bind(name), "on_change": callback, "args": ()}
+
+
+def show_stale() -> None:
+    """Say in the sidebar when the results on show were made with other settings (again after a
+    short run taken in by the Run click itself, which ends after the sidebar was drawn)."""
+    slot = st.session_state.get("_stale_slot")
+    if slot is None:
+        return
+    if session.is_stale():
+        slot.caption("The settings differ from the last run's; the results shown are from that run.")
+    else:
+        slot.empty()
+
+
 def remedies_box(errors: dict[str, str]) -> None:
     """The privacy remedies: differential privacy, pairwise masks, the shuffled ring."""
     values = settings()
     fields = {"dp_epsilon", "dp_delta", "dp_clip", "shuffle_ring"}
-    on = [name for name in ("dp", "masks", "shuffle_ring") if values[name]]
-    title = "Privacy remedies" + (f" ({len(on)} on)" if on else "")
-    with st.sidebar.expander(title, expanded=bool(fields & set(errors))):
+    with st.sidebar.expander("Privacy remedies", expanded=bool(fields & set(errors)), key="remedies-box"):
         st.toggle(
             "Differential privacy",
             help="Each hospital limits how much any one patient can move its gradient (clipping) and adds "
@@ -227,6 +458,13 @@ def remedies_box(errors: dict[str, str]) -> None:
             **bind("shuffle_ring"),
         )
         _error(st, errors, "shuffle_ring")
+    on = [
+        label
+        for name, label in (("dp", "DP"), ("masks", "masks"), ("shuffle_ring", "shuffled ring"))
+        if values[name]
+    ]
+    if on:
+        st.sidebar.caption("Remedies on: " + ", ".join(on))
 
 
 def _error(container: Any, errors: dict[str, str], name: str) -> None:
@@ -271,9 +509,10 @@ def sidebar() -> Config | None:
     )
     _error(sb, errors, "learning_rate")
 
+    data_box(errors)
     remedies_box(errors)
 
-    advanced = {"rounds", "seed"}
+    advanced = {"rounds", "seed", "engine"}
     with sb.expander("Advanced", expanded=bool(advanced & set(errors))):
         st.text_input(
             "Rounds",
@@ -329,12 +568,13 @@ def sidebar() -> Config | None:
             "protocol with sealed hops; star sends all gradients to the relay at once.",
             **bind("engine"),
         )
+        _error(st, errors, "engine")
         st.button("Reset to the post's defaults", width="stretch", on_click=reset)
 
     st.session_state["config"] = config
     current = session.running()
     if current is not None and current.purpose == "main" and current.job.config != config:
         session.cancel("a setting changed")
-    if session.is_stale():
-        sb.caption("The settings differ from the last run's; the results shown are from that run.")
+    st.session_state["_stale_slot"] = sb.empty()
+    show_stale()
     return config

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+import pages  # noqa: F401  (a first request enters through the app: see pages/__init__.py)
+
 HIGHLIGHT = 'color="#2563eb", penwidth=3, fontcolor="#2563eb"'
 COALITION = 'fillcolor="#fde68a", color="#b45309", penwidth=2'
 EXPOSED = 'fillcolor="#fecaca", color="#dc2626", penwidth=2, fontcolor="#991b1b"'

@@ -10,8 +10,9 @@ import streamlit as st
 
 from fedviz.config import parse_number
 from fedviz.crypto.encoding import PHE_EXPONENT, make_codec
-from fedviz.data import FEATURES, split
+from fedviz.data import prepared
 from fedviz.errors import ConfigError
+from fedviz.models import for_kind
 from fedviz.privacy import attacks, remedies, topology
 from fedviz.report.charts import REFERENCE, colour
 from pages.common import number_table, round_slider
@@ -63,7 +64,7 @@ def coalitions(state: RunState) -> None:
     truth = obs.gradients[r - 1]
     hops = transcript.hops(r) or []
     codec = (
-        make_codec(state.config.encoding, transcript.n, len(FEATURES), n)
+        make_codec(state.config.encoding, transcript.n, len(state.record.features), n)
         if transcript.n is not None
         else None
     )
@@ -97,7 +98,7 @@ def coalitions(state: RunState) -> None:
     recovered = got.recovered[k]
     frame = pd.DataFrame(
         {
-            "feature": FEATURES,
+            "feature": state.record.features,
             f"Hospital {k}'s true gradient": truth[k - 1],
             "recovered by the coalition": recovered,
             "difference": recovered - truth[k - 1],
@@ -124,7 +125,15 @@ def aggregate(state: RunState) -> None:
         "arithmetic 12 rounds in general position suffice; a real descent moves in few directions, so the "
         "design is nearly degenerate."
     )
-    data = split(config.hospitals, config.seed)
+    if config.model != "linear":
+        st.info(
+            "This run trains logistic regression: its gradient is not an affine function of the weights, so "
+            "there is no XᵀX to fit from the broadcasts. (Membership and model-inversion attacks on logistic "
+            "models exist; they are not shown here.)",
+            icon=":material/info:",
+        )
+        return
+    data = prepared(config)
     truth = attacks.true_aggregate_matrix(data.hospital_X, config.gradient)
     start = round_slider(
         "Start the fit after round",
@@ -186,7 +195,7 @@ def aggregate(state: RunState) -> None:
     )
     frame = pd.DataFrame(
         {
-            "feature": FEATURES,
+            "feature": data.features,
             "others' XᵀX diagonal (true)": np.diag(true_others),
             "inferred by Hospital 1": np.diag(others),
         }
@@ -207,8 +216,9 @@ def one_patient(state: RunState) -> None:
         "that entry **is** the number: divide, and the record is back."
     )
     config, obs = state.config, state.observations
-    data = split(config.hospitals, config.seed)
+    data = prepared(config)
     block = data.hospital_X[0]
+    FEATURES = data.features
     text = st.text_input(
         "Patient of Hospital 1",
         "0",
@@ -228,9 +238,15 @@ def one_patient(state: RunState) -> None:
         return
     u = attacks.cumulative_updates(obs.averages, config.learning_rate)
     weights = -u[-1] if len(u) else np.zeros(len(FEATURES))
+    if config.model == "logistic":
+        st.caption(
+            "For logistic regression the gradient is (p − y)·x with p = sigmoid(w·x): again the record times one "
+            "number, and the same division gives x back."
+        )
     x, y = block[int(i)], float(data.hospital_y[0][int(i)])
-    gradient = attacks.single_patient_gradient(x, y, weights)
-    got = attacks.recover_single_patient(gradient, weights)
+    model = for_kind(config.model)
+    gradient = attacks.single_patient_gradient(x, y, weights, model)
+    got = attacks.recover_single_patient(gradient, weights, model)
     frame = pd.DataFrame(
         {
             "feature": [*FEATURES, "target y"],

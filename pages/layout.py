@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+import pages  # noqa: F401  (a first request enters through the app: see pages/__init__.py)
+
 CSS = """
 <style>
 /* Room for content on a 1024-pixel projector: narrower side padding in wide layout. */

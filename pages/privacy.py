@@ -7,7 +7,6 @@ import pandas as pd
 import streamlit as st
 
 from fedviz.config import Config
-from fedviz.data import FEATURES
 from fedviz.privacy.attacks import alternative_split, difference_attack
 from pages import common, lab, remedies, session
 
@@ -26,7 +25,9 @@ def explain_difference(state: session.RunState, label: str, key: str) -> None:
     obs = state.observations
     n = obs.hospitals
     r = common.round_slider("Federated round", 1, obs.rounds, f"{key}-round")
-    truth, average = obs.gradients[r - 1], obs.averages[r - 1]
+    FEATURES = state.record.features
+    # what each hospital put into the ring (under DP: with its noise); hospital 1 knows its own
+    truth, average = obs.sent[r - 1], obs.averages[r - 1]
     attack = difference_attack(truth[0], average, n, truth, attacker=0)
     st.markdown(
         f"**{label}.** Hospital 1 knows its own gradient g₁ and the broadcast average ā; it computes "

@@ -16,6 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+import pages  # noqa: F401  (a first request enters through the app: see pages/__init__.py)
 from fedviz.config import Config
 from fedviz.privacy import dp, remedies, utility
 from fedviz.report.charts import REFERENCE, colour
@@ -96,15 +97,22 @@ def section(config: Config) -> None:
     )
 
 
+def _size(error: float, relative: bool) -> str:
+    """Short enough not to wrap in a table cell: '4e-14', '1e+11', '0.26 %', '151 %'."""
+    if relative:
+        return f"{100 * error:.2f} %" if error < 0.1 else f"{100 * error:.0f} %"
+    return "0" if error == 0 else f"{error:.0e}"
+
+
 def _cell(cell: remedies.Cell, relative: bool = False) -> str:
-    size = f"{100 * cell.error:.2g} %" if relative else f"{cell.error:.2g}"
     if math.isnan(cell.error):
-        return "—"
+        return "— (" + cell.note + ")" if cell.note else "—"
+    size = _size(cell.error, relative)
     return {
         "recovered": f"recovered (error {size})",
-        "masked": f"fails: masked, off by {size}",
-        "noisy": f"only with noise: off by {size}",
-    }.get(cell.verdict, f"not recovered: off by {size}")
+        "masked": f"fails: masked (off by {size})",
+        "noisy": f"noise only (off by {size})",
+    }.get(cell.verdict, f"not recovered (off by {size})")
 
 
 def _table(lab: Lab) -> None:
@@ -123,13 +131,21 @@ def _table(lab: Lab) -> None:
     rows.append(
         {
             "": "cost: federated phase time",
-            **{columns[n]: f"{costs[n].federated_s:.3f} s (masks {costs[n].masks_s:.3f} s)" for n in costs},
+            **{
+                columns[n]: f"{costs[n].federated_s:.3f} s"
+                + (f", masks {costs[n].masks_s:.3f} s of it" if costs[n].masks_s else "")
+                for n in costs
+            },
         }
     )
     rows.append(
         {
-            "": "cost: bytes per round (setup)",
-            **{columns[n]: f"{costs[n].bytes_per_round:,} (+{costs[n].setup_bytes} once)" for n in costs},
+            "": "cost: bytes per round",
+            **{
+                columns[n]: f"{costs[n].bytes_per_round:,}"
+                + (f" (+{costs[n].setup_bytes} once, for the keys)" if costs[n].setup_bytes else "")
+                for n in costs
+            },
         }
     )
     st.markdown("##### Threats × remedies on this run")
@@ -209,7 +225,7 @@ def _dp(lab: Lab) -> None:
     )
     frame = pd.DataFrame(
         {
-            "coalition of k hospitals": [str(k) for k, _ in budget.coalition_epsilons],
+            "colluding hospitals k": [str(k) for k, _ in budget.coalition_epsilons],
             "noise left (share of variance)": [
                 f"{(lab.config.hospitals - k)}/{lab.config.hospitals}" for k, _ in budget.coalition_epsilons
             ],
@@ -254,11 +270,21 @@ def _dp(lab: Lab) -> None:
         height=340,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
         title={"text": "Utility curve: test MSE against the privacy budget ε", "font": {"size": 14}},
-        xaxis={"title": "ε (log scale; smaller is more private)", "type": "log"},
-        yaxis={"title": "test MSE after the federated phase", "type": "log"},
+        xaxis={
+            "title": "ε (log scale; smaller is more private)",
+            "type": "log",
+            "tickvals": eps,
+            "ticktext": [f"{e:g}" for e in eps],
+        },
+        yaxis={"title": f"test {lab.config.metric} after the federated phase"},
         legend={"orientation": "h", "y": -0.25},
     )
     st.plotly_chart(fig, key="remedy-utility")
+    if c.no_dp < c.optimum:
+        st.caption(
+            "The “no DP” line can sit below the optimum: the optimum is the best fit to the training rows, and on "
+            "these test rows a descent stopped early happens to generalise slightly better."
+        )
     st.table(
         pd.DataFrame(
             {

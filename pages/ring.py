@@ -7,7 +7,6 @@ import pandas as pd
 import streamlit as st
 
 from fedviz.crypto.encoding import FRACTION_BITS, PackedCodec, make_codec
-from fedviz.data import FEATURES
 from fedviz.events import RingHop
 from pages import common
 from pages.diagrams import prefix, ring_dot, star_dot
@@ -23,6 +22,7 @@ st.markdown(
 )
 
 state = common.require_run("The inspector shows the ciphertexts of the last run.")
+FEATURES = state.record.features
 
 config, transcript = state.config, state.transcript
 keys = transcript.keys
@@ -92,7 +92,15 @@ terms = f"g{hop.hop}" if hop.receiver == "Relay" else prefix(hop.contributions)
 per_ct = hop.nbytes // len(hop.ciphertexts)
 st.subheader(f"Round {round_}, hop {hop.hop}: {hop.sender} → {hop.receiver}")
 hop_metrics = st.container(horizontal=True)  # wraps on a narrow window
-hop_metrics.metric("Holds", f"Enc({terms})")
+masked = state.config.masks == "pairwise" and hop.receiver != "Server"
+hop_metrics.metric(
+    "Holds",
+    f"Enc({terms} + masks)" if masked else f"Enc({terms})",
+    help="Pairwise masks are on: this partial sum also carries the masks of pairs it cuts, so even the key "
+    "holder would decrypt noise."
+    if masked
+    else None,
+)
 hop_metrics.metric("Ciphertexts", len(hop.ciphertexts))
 hop_metrics.metric("Bytes on this hop", f"{hop.nbytes:,}")
 hop_metrics.metric(
@@ -160,7 +168,7 @@ else:
 
 st.markdown("**The ciphertext integers, in full** (decimal; copy with the button at the corner)")
 if len(hop.ciphertexts) == 1:
-    labels = ["all 11 values (packed)"]
+    labels = [f"all {len(FEATURES)} values (packed)"]
 elif keys.encoding == "packed":
     labels = [f"ciphertext {i + 1}" for i in range(len(hop.ciphertexts))]
 else:
@@ -202,7 +210,7 @@ if isinstance(codec, PackedCodec):
         "with an error instead of wrapping. No per-value exponent travels: the exponent is 0 for the whole "
         "integer."
     )
-    own = state.observations.gradients[round_ - 1][0] if state.observations.gradients else None
+    own = state.observations.sent[round_ - 1][0] if state.observations.sent else None
     layout = []
     plain = codec.encode(np.asarray(own)) if own is not None else None
     for i, feature in enumerate(FEATURES):
@@ -217,6 +225,12 @@ if isinstance(codec, PackedCodec):
             entry["slot content (offset added)"] = str(codec.slot_of(plain[ct], slot))
         layout.append(entry)
     st.table(pd.DataFrame(layout), hide_index=True)
+    if state.config.masks == "pairwise":
+        st.caption(
+            "This run uses pairwise masks: before encrypting, Hospital 1 also added its masks (random numbers "
+            "below n, which cancel in the full sum) to this integer, so the ciphertext above encrypts the slots "
+            "shown plus those masks. Without the other hospitals' seeds the masked integer looks random."
+        )
 else:
     st.markdown(
         f"**Per value**, as in the post: one ciphertext per gradient value, {len(FEATURES)} per message. Every "

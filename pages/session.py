@@ -13,11 +13,17 @@ Session state (per browser session, never `st.cache_resource`):
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import streamlit as st
 
+import pages  # noqa: F401  (a first request enters through the app: see pages/__init__.py)
 from fedviz.config import Config
 from fedviz.engines.background import Engine, Job
 from fedviz.events import Event
@@ -181,3 +187,40 @@ def take_notices() -> list[tuple[str, str]]:
     """The notices not yet shown (and forget them)."""
     notices: list[tuple[str, str]] = st.session_state.pop("notices", [])
     return notices
+
+
+def keep_upload(data: bytes) -> str:
+    """Write an uploaded CSV to a new file of this session's own folder (0700, under the
+    system's temporary directory) and return its path. Earlier uploads stay until the server
+    stops (the last run's results may still read theirs); the file is the user's data for
+    this session's runs only, never shared or cached."""
+    folder = st.session_state.get("upload_dir")
+    if folder is None or not os.path.isdir(folder):
+        folder = tempfile.mkdtemp(prefix="fedviz-upload-")
+        _FOLDERS.append(folder)
+        st.session_state["upload_dir"] = folder
+    handle, path = tempfile.mkstemp(suffix=".csv", dir=folder)
+    with os.fdopen(handle, "wb") as out:
+        out.write(data)
+    return path
+
+
+_FOLDERS: list[str] = []
+"""Upload folders made by this server process, removed when it exits."""
+
+
+@atexit.register
+def _remove_uploads() -> None:
+    for folder in _FOLDERS:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def per_session(key: Hashable, compute: Callable[[], T]) -> T:
+    """`compute()`, remembered in this session only (for results drawn from the session's own
+    uploaded data, which a shared cache must never hold); the last 8 are kept."""
+    memo: dict[Hashable, Any] = st.session_state.setdefault("per_session", {})
+    if key not in memo:
+        if len(memo) >= 8:
+            memo.pop(next(iter(memo)))
+        memo[key] = compute()
+    return memo[key]  # type: ignore[no-any-return]

@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from fedviz.config import Config
-from fedviz.data import split
+from fedviz.data import prepared
 from fedviz.report.charts import empty_figure, mse_figure, split_figure, y_range_for
 from fedviz.report.estimate import human_duration
 from pages import common, controls, session
@@ -80,6 +80,7 @@ if run_col.button(
     if seconds <= WAIT_BELOW_S:  # a run this short is over before a live redraw would come
         started.job.join(2 * WAIT_BELOW_S)
         session.collect()
+        controls.show_stale()
 
 common.notices()
 
@@ -94,11 +95,22 @@ class Curves:
     centralized: tuple[float, ...]
     optimum: float | None
     rounds: int
+    metric: str = "MSE"
+    optimum_label: str = "least-squares optimum"
 
     @classmethod
     def of(cls, state: session.RunState) -> Curves:
-        r = state.record
-        return cls(r.names, list(r.local), list(r.federated), r.centralized, r.optimum, state.config.rounds)
+        r, c = state.record, state.config
+        return cls(
+            r.names,
+            list(r.local),
+            list(r.federated),
+            r.centralized,
+            r.optimum,
+            c.rounds,
+            c.metric,
+            "scikit-learn logistic fit" if c.model == "logistic" else "least-squares optimum",
+        )
 
 
 def draw_charts(curves: Curves, key: str) -> None:
@@ -112,7 +124,15 @@ def draw_charts(curves: Curves, key: str) -> None:
     for column, (phase, title) in zip(st.columns(2), CHARTS.items(), strict=True):
         history = curves.local if phase == "local" else curves.federated
         figure = mse_figure(
-            title, curves.names, history, curves.rounds, curves.centralized, curves.optimum, yr
+            title,
+            curves.names,
+            history,
+            curves.rounds,
+            curves.centralized,
+            curves.optimum,
+            yr,
+            curves.metric,
+            curves.optimum_label,
         )
         column.plotly_chart(figure, key=f"{phase}-{key}")
 
@@ -154,21 +174,36 @@ assert finished is not None
 timings = finished.timings
 
 st.subheader("Results")
+metric = state.config.metric
+logistic = state.config.model == "logistic"
+digits = 4 if logistic else 2
 best = min(finished.federated_mse)
 metrics = st.container(horizontal=True)  # wraps on a narrow window
 metrics.metric(
-    "Best federated test MSE",
-    f"{best:.2f}",
-    delta=f"{best - min(finished.local_mse):.2f} vs best local",
+    f"Best federated test {metric}",
+    f"{best:.{digits}f}",
+    delta=f"{best - min(finished.local_mse):.{digits}f} vs best local",
     delta_color="inverse",
 )
+if logistic and finished.federated_accuracy:
+    metrics.metric(
+        "Best federated accuracy",
+        f"{max(finished.federated_accuracy):.1%}",
+        delta=f"{100 * (max(finished.federated_accuracy) - max(finished.local_accuracy)):+.1f} points vs best local",
+        help=f"Share of the {record.test_rows} test rows whose label the model gets right.",
+    )
 metrics.metric(
-    "Pooled data, plaintext GD", f"{finished.centralized_mse:.2f}", help="No privacy: all data in one place."
+    "Pooled data, plaintext GD",
+    f"{finished.centralized_mse:.{digits}f}",
+    help="No privacy: all data in one place.",
 )
 metrics.metric(
-    "Least-squares optimum",
-    f"{finished.optimum_mse:.2f}",
-    help="Exact best fit to the pooled training data (plaintext). On these 50 test patients an "
+    "Scikit-learn logistic fit" if logistic else "Least-squares optimum",
+    f"{finished.optimum_mse:.{digits}f}",
+    help="scikit-learn's LogisticRegression (default L2 penalty) on the pooled training data, in plaintext: a "
+    "yardstick."
+    if logistic
+    else f"Exact best fit to the pooled training data (plaintext). On these {record.test_rows} test rows an "
     "early-stopped descent can score better than the training-data optimum.",
 )
 metrics.metric(
@@ -179,22 +214,31 @@ metrics.metric(
 
 table = pd.DataFrame(record.table())
 table["improvement_pct"] = 100 * table["improvement"] / table["local_mse"]
+table["effect"] = ["better" if v > 0 else "worse" if v < 0 else "same" for v in table["improvement"]]
+columns = {
+    "hospital": "Hospital",
+    "patients": "Patients",
+    "local_mse": f"Local {metric}",
+    "federated_mse": f"Federated {metric}",
+    "improvement": "Improvement",
+    "improvement_pct": "Improvement %",
+    "effect": "Federation made it",
+}
+if logistic and finished.local_accuracy and finished.federated_accuracy:
+    table["local_accuracy"] = [100 * a for a in finished.local_accuracy]
+    table["federated_accuracy"] = [100 * a for a in finished.federated_accuracy]
+    columns |= {"local_accuracy": "Local accuracy %", "federated_accuracy": "Federated accuracy %"}
 st.dataframe(
-    table.rename(
-        columns={
-            "hospital": "Hospital",
-            "patients": "Patients",
-            "local_mse": "Local MSE",
-            "federated_mse": "Federated MSE",
-            "improvement": "Improvement",
-            "improvement_pct": "Improvement %",
-        }
-    ),
+    table.rename(columns=columns),
     hide_index=True,
     width="stretch",
     column_config={
-        name: st.column_config.NumberColumn(format="%.2f")
-        for name in ("Local MSE", "Federated MSE", "Improvement", "Improvement %")
+        name: st.column_config.NumberColumn(format=f"%.{digits}f")
+        for name in (f"Local {metric}", f"Federated {metric}", "Improvement")
+    }
+    | {
+        name: st.column_config.NumberColumn(format="%.1f")
+        for name in ("Improvement %", "Local accuracy %", "Federated accuracy %")
     },
     key="results-table",
 )
@@ -211,16 +255,20 @@ if record.budget is not None or record.masks is not None:
         b = record.budget
         said.append(
             f"**Differential privacy** ε = {b.epsilon:g}, δ = {b.delta:g} over {b.rounds} federated rounds: each "
-            f"patient's gradient clipped to {b.clip:g}, noise multiplier {b.noise_multiplier:.3g} (the curves "
-            "wobble because of it)."
+            f"patient's gradient clipped to {b.clip:g}, noise multiplier {b.noise_multiplier:.3g}. The federated "
+            "phase starts from zero and carries the noise, so it may end worse than local training: that is "
+            "the price of ε (the Privacy page's utility curve shows it against ε)."
         )
     if record.masks is not None:
         said.append(
             f"**Pairwise masks** from {record.masks.pairs} agreed pair seeds: every partial sum on the ring "
-            "decrypts to noise; the total, and so every number above, is unchanged."
+            "decrypts to noise, while the total is exactly what it would be without masks."
         )
     st.info(" ".join(said), icon=":material/shield:")
-    st.page_link("pages/privacy.py", label="What each remedy stops, measured")
+    st.page_link(
+        "pages/privacy.py",
+        label="See what each remedy stops, measured (Privacy page, section “Remedies, measured”)",
+    )
 
 downloads = st.container(horizontal=True)
 downloads.download_button(
@@ -239,22 +287,56 @@ downloads.download_button(
 )
 
 
+SPLIT_WORDS = {
+    "contiguous": "cut **in order** into blocks (the post's split)",
+    "iid": "dealt out **at random** in equal blocks",
+    "by-feature": "sorted by **{feature}** and cut into blocks (hospital 1 holds the lowest values)",
+    "label-skew": "spread class by class in **Dirichlet(α = {alpha:g})** shares (smaller α: more lopsided)",
+}
+
+
+SplitView = tuple[list[int], list[list[float]], list[float], str, tuple[str, ...]]
+
+
+def _split_view(config: Config) -> SplitView:
+    """Each hospital's targets and the test set's: shared cache for the built-in data, this
+    session's memory for an uploaded file."""
+    if config.dataset == "csv":
+        return session.per_session(("split-view", config), lambda: _targets(config))
+    return _public_split_view(config)
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
-def _split_view(hospitals: int, seed: int) -> tuple[list[int], list[list[float]], list[float]]:
-    data = split(hospitals, seed)
-    return list(data.patients), [list(map(float, y)) for y in data.hospital_y], list(map(float, data.y_test))
+def _public_split_view(config: Config) -> SplitView:
+    return _targets(config)
+
+
+def _targets(config: Config) -> SplitView:
+    data = prepared(config)
+    return (
+        list(data.patients),
+        [list(map(float, y)) for y in data.hospital_y],
+        list(map(float, data.y_test)),
+        data.target,
+        data.classes,
+    )
 
 
 def data_split(config: Config) -> None:
-    patients, targets, test = _split_view(config.hospitals, config.seed)
+    patients, targets, test, target, classes = _split_view(config)
     names = [f"Hospital {i + 1}" for i in range(len(patients))]
+    how = SPLIT_WORDS[config.split].format(feature=config.split_feature, alpha=config.split_alpha)
+    sizes = f"of {patients[0]}" if len(set(patients)) == 1 else f"of {min(patients)} to {max(patients)}"
     st.markdown(
-        f"The 392 training patients are cut **in order** into {len(patients)} blocks of "
-        f"{patients[0]} (the post's split), so each hospital's patients differ — compare the "
-        "boxes (mean marked by the dashed line). The 50 test patients are a random, unbiased sample. "
+        f"The {sum(patients)} training rows are {how}: {len(patients)} hospitals {sizes} rows each, so each "
+        f"hospital's data differ — compare the {'bars' if classes else 'boxes (mean marked by the dashed line)'}. "
+        f"The {len(test)} test rows are a random, unbiased sample. "
         "*Simulation view: in the protocol nobody sees this whole picture.*"
     )
-    st.plotly_chart(split_figure(names, [np.array(t) for t in targets], np.array(test)), key="split-figure")
+    st.plotly_chart(
+        split_figure(names, [np.array(t) for t in targets], np.array(test), target, classes),
+        key="split-figure",
+    )
 
 
 with st.expander("How the data is split across hospitals"):

@@ -454,7 +454,7 @@ def test_the_remedies_section_measures_every_cell(app: AppTest) -> None:
     threats = next(t for t in tables if "masks" in t.columns and "none" in t.columns)
     first = threats.iloc[0]  # server + hospital 2 decrypt hop 1
     assert first["none"].startswith("recovered") and first["masks"].startswith("fails: masked")
-    assert threats.iloc[1]["DP ε=1"].startswith("only with noise")
+    assert threats.iloc[1]["DP ε=1"].startswith("noise only")
     coalitions = next(t for t in tables if "error with masks" in t.columns)
     assert list(coalitions["with masks"]) == ["fails", "still recovers", "still recovers", "still recovers"]
     shuffle = next(t for t in tables if "rounds exposed, shuffled ring" in t.columns)
@@ -464,3 +464,35 @@ def test_the_remedies_section_measures_every_cell(app: AppTest) -> None:
     shuffled = list(shuffle["rounds exposed, shuffled ring"])
     assert shuffled[0] == shuffled[1] < 12
     assert any("Utility curve" in str(c.proto.spec) for c in app.get("plotly_chart"))
+
+
+def test_breast_cancer_switches_to_logistic_and_reports_accuracy(app: AppTest) -> None:
+    app.selectbox(key="w_dataset").set_value("breast-cancer").run()
+    assert app.session_state["settings"]["model"] == "logistic"
+    app.selectbox(key="w_split").set_value("label-skew").run()
+    app.text_input(key="w_split_alpha").set_value("0").run()
+    assert "Skew α" in texts(app.sidebar.error)
+    app.text_input(key="w_split_alpha").set_value("0.3").run()
+    app.text_input(key="w_rounds").set_value("10").run()
+    assert not app.sidebar.error, texts(app.sidebar.error)
+    fast_run(app)
+    labels = [m.label for m in app.metric]
+    assert "Best federated test log-loss" in labels and "Best federated accuracy" in labels
+    table = next(d for d in app.dataframe if "Federated accuracy %" in d.value.columns).value
+    assert len(table) == 3 and set(table["Federated made it".replace("Federated", "Federation")]) <= {
+        "better",
+        "worse",
+        "same",
+    }
+    assert "label skew" in texts(app.markdown).lower() or "Dirichlet" in texts(app.markdown)
+
+
+def test_an_impossible_split_is_refused_next_to_the_data(app: AppTest) -> None:
+    app.selectbox(key="w_split").set_value("label-skew").run()
+    assert "needs a two-valued target" in texts(app.sidebar.error)
+    app.selectbox(key="w_split").set_value("by-feature").run()
+    app.selectbox(key="w_split_feature").set_value("bmi").run()
+    assert not app.sidebar.error
+    app.selectbox(key="w_dataset").set_value("breast-cancer").run()
+    app.selectbox(key="w_engine").set_value("Flower ring").run()
+    assert "Flower engine runs the post's diabetes data" in texts(app.sidebar.error)

@@ -150,7 +150,7 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
-def visit(browser: Browser, url: str, width: int = 1440, height: int = 1000) -> Page:
+def visit(browser: Browser, url: str, width: int = 1440, height: int = 1000, path: str = "") -> Page:
     """A new visitor (its own browser context, so its own Streamlit session)."""
     page = browser.new_context(viewport={"width": width, "height": height}).new_page()
     errors: list[str] = []
@@ -164,7 +164,7 @@ def visit(browser: Browser, url: str, width: int = 1440, height: int = 1000) -> 
             else None
         ),
     )
-    page.goto(url)
+    page.goto(url + path)
     page.errors = errors  # type: ignore[attr-defined]
     page.outside = outside  # type: ignore[attr-defined]
     return page
@@ -188,6 +188,26 @@ def no_exception(page: Page) -> None:
     expect(page.get_by_test_id("stException")).to_have_count(0)
     assert not page.errors, page.errors  # type: ignore[attr-defined]
     assert not page.outside, page.outside  # type: ignore[attr-defined]  # every asset served locally
+
+
+def test_a_bookmarked_page_as_the_servers_first_request_gets_the_whole_app(
+    browser: Browser, server: str
+) -> None:
+    """Runs first: before the app has ever run in this server, Streamlit would serve the files
+    under pages/ as bare pages of their own (no sidebar, helper modules listed as pages)."""
+    first = visit(browser, server, path="/privacy")
+    try:
+        idle(first)
+        nav = first.get_by_test_id("stSidebarNav")
+        expect(nav.get_by_text("Ring inspector")).to_be_visible(timeout=30_000)
+        expect(nav.get_by_text("controls", exact=True)).to_have_count(0)
+        expect(first.get_by_role("heading", name="Experiment")).to_be_visible()
+        expect(
+            first.get_by_role("heading", name="Privacy: what the ring protects, and what it does not")
+        ).to_be_visible()
+        no_exception(first)
+    finally:
+        first.context.close()
 
 
 def test_training_runs_live_and_shows_the_seed_table(page: Page) -> None:
@@ -701,6 +721,53 @@ def test_a_phone_browser_closes_the_menu_once(browser: Browser, server: str) -> 
     expect(phone.get_by_test_id("stExpandSidebarButton")).to_be_visible()
     assert not errors, errors
     context.close()
+
+
+def test_your_own_csv_then_breast_cancer_with_a_skewed_split(browser: Browser, server: str) -> None:
+    """Issue 12 in the browser: an uploaded CSV (a bad one refused beside the uploader, the
+    good one kept), then the breast-cancer classifier on a label-skewed split."""
+    from fedviz.data.sources import example_csv
+
+    visitor = visit(browser, server)
+    idle(visitor)
+    sidebar = visitor.get_by_test_id("stSidebar")
+    sidebar.get_by_text("Data and model").click()
+    choose_select(visitor, "Data", "Your own CSV file")
+    expect(sidebar.get_by_text("Upload a CSV file (or choose a built-in data set) to run.")).to_be_visible()
+    good = ARTIFACTS / "patients.csv"
+    good.write_text(example_csv())
+    sidebar.locator("input[type='file']").set_input_files(str(good))
+    idle(visitor)
+    expect(sidebar.get_by_text("Using patients.csv.")).to_be_visible(timeout=20_000)
+    expect(sidebar.get_by_role("combobox", name="Target column")).to_have_value("progression")
+    pace(visitor, "full speed")
+    visitor.get_by_role("button", name="Run", exact=True).click()
+    expect(visitor.get_by_text("Results", exact=True)).to_be_visible(timeout=60_000)
+    idle(visitor)
+    expect(visitor.get_by_test_id("stMetricLabel").filter(has_text="Best federated test MSE")).to_be_visible()
+    visitor.screenshot(path=str(ARTIFACTS / "9-csv-results.png"), full_page=True)
+
+    bad = ARTIFACTS / "not-a-table.csv"
+    bad.write_bytes(b"\x00\x01\x02")
+    sidebar.locator("input[type='file']").set_input_files(str(bad))
+    idle(visitor)
+    expect(sidebar.get_by_text("is not a text file")).to_be_visible(timeout=20_000)
+    expect(sidebar.get_by_text("Using patients.csv.")).to_be_visible()  # the good file is kept
+    expect(visitor.get_by_text("Results", exact=True)).to_be_visible()  # and so are the results
+
+    choose_select(visitor, "Data", "Breast cancer: benign or malignant")
+    choose_select(visitor, "Split", "label skew (Dirichlet α)")
+    expect(sidebar.get_by_text("logistic regression")).to_be_visible()
+    visitor.get_by_role("button", name="Run", exact=True).click()
+    expect(visitor.get_by_test_id("stMetricLabel").filter(has_text="Best federated accuracy")).to_be_visible(
+        timeout=60_000
+    )
+    idle(visitor)
+    visitor.get_by_text("How the data is split across hospitals").click()
+    expect(visitor.get_by_text("Dirichlet(α = 0.5)", exact=False)).to_be_visible()
+    no_exception(visitor)
+    visitor.screenshot(path=str(ARTIFACTS / "10-breast-cancer-label-skew.png"), full_page=True)
+    visitor.context.close()
 
 
 def test_a_flower_run_shows_its_parties_and_sealed_hops(browser: Browser, server: str) -> None:

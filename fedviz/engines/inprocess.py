@@ -1,7 +1,9 @@
 """Local and federated training as one generator of typed events.
 
-Order of a run: RunStarted, ReferenceComputed, PrivacyBudget (with differential privacy),
-PhaseStarted(local), LocalRound x R, PhaseStarted(keygen), KeysGenerated, MasksAgreed (with
+Order of a run: RunStarted, (for data in its own units: PhaseStarted(keygen), KeysGenerated,
+Standardised,) ReferenceComputed, PrivacyBudget (with differential privacy),
+PhaseStarted(local), LocalRound x R, PhaseStarted(keygen), KeysGenerated (unless made
+already), MasksAgreed (with
 pairwise masks), PhaseStarted(federated), then per round (EncryptionProgress while it waits
 for randomness) the RingHops in ring order, HospitalGradients and FederatedRound; finally
 RunFinished.
@@ -25,11 +27,11 @@ from typing import Literal
 
 import numpy as np
 
-from fedviz import model
 from fedviz.config import Config
 from fedviz.crypto.encoding import PackedCodec, PerValueCodec, make_codec
 from fedviz.crypto.pool import Prefetcher, shared_pool, warm
-from fedviz.data import FEATURES, Split, split
+from fedviz.data import FEATURES, Split, prepared, split_for
+from fedviz.data.standardise import apply, local_statistics, pooled
 from fedviz.errors import EncodingOverflow, TrainingDiverged
 from fedviz.events import (
     Ciphertext,
@@ -46,13 +48,16 @@ from fedviz.events import (
     RingHop,
     RunFinished,
     RunStarted,
+    Standardised,
     Timings,
 )
+from fedviz.models import for_kind
 from fedviz.privacy.dp import DpPlan, coalition_epsilons
 from fedviz.protocol import Hospital, Ring, Server, hospitals_for
 from fedviz.protocol.masks import PairwiseMasks, agree
 from fedviz.protocol.parties import dp_plan
 from fedviz.protocol.ring import shuffled_order
+from fedviz.protocol.statistics import total_through_ring
 
 PoolChoice = ProcessPoolExecutor | None | Literal["shared"]
 PROGRESS_EVERY_S = 0.5
@@ -64,8 +69,10 @@ def reference(config: Config, data: Split) -> ReferenceComputed:
 
     The pooled run starts from zero and takes the ring's step: the pooled gradient divided by
     the hospital count in `sum` mode (that is what the server broadcasts), the pooled mean in
-    `mean` mode (equal blocks make the average of means the pooled mean).
+    `mean` mode (equal blocks make the average of means the pooled mean). The optimum is the
+    model's own yardstick (least squares; scikit-learn's logistic fit).
     """
+    model = for_kind(config.model)
     X, y = data.X_pooled, data.y_pooled
     weights = np.zeros(X.shape[1])
     history = []
@@ -75,9 +82,17 @@ def reference(config: Config, data: Split) -> ReferenceComputed:
             if config.gradient == "sum":
                 g = g / config.hospitals
             weights = weights - config.learning_rate * g
-            history.append(model.mse(weights, data.X_test, data.y_test))
-    optimum = model.mse(model.least_squares(X, y), data.X_test, data.y_test)
-    return ReferenceComputed(tuple(history), optimum)
+            history.append(float(model.score(weights, data.X_test, data.y_test)))
+    best = model.optimum(X, y)
+    optimum = float(model.score(best, data.X_test, data.y_test))
+    if data.task != "classification" or config.model != "logistic":
+        return ReferenceComputed(tuple(history), optimum)
+    return ReferenceComputed(
+        tuple(history),
+        optimum,
+        float(model.accuracy(weights, data.X_test, data.y_test)),
+        float(model.accuracy(best, data.X_test, data.y_test)),
+    )
 
 
 def preflight(config: Config) -> TrainingDiverged | None:
@@ -88,13 +103,13 @@ def preflight(config: Config) -> TrainingDiverged | None:
     the agreed encoding's range (planned for a modulus of the configured bit length). The
     real run still checks everything itself; this only lets a UI refuse early, in words.
     """
-    data = split(config.hospitals, config.seed)
+    data = prepared(config)
     hospitals = hospitals_for(config, data.hospital_X, data.hospital_y)
     eta = config.learning_rate
     try:
         for r in range(1, config.rounds + 1):
             local_round(r, hospitals, eta)
-        codec = planned_codec(config)
+        codec = planned_codec(config, data.dims)
         if not config.warm_start:
             restart(hospitals)
         limit = codec.max_abs
@@ -121,15 +136,16 @@ def preflight(config: Config) -> TrainingDiverged | None:
     return None
 
 
-def planned_codec(config: Config) -> PerValueCodec | PackedCodec:
+def planned_codec(config: Config, dims: int = len(FEATURES)) -> PerValueCodec | PackedCodec:
     """The codec the ring would agree on, planned before any key exists: a modulus of exactly
     the configured bit length gives the same layout as the real one."""
-    return agreed_codec(config, (1 << config.key_length) - 1)
+    return agreed_codec(config, (1 << config.key_length) - 1, dims)
 
 
-def agreed_codec(config: Config, n: int) -> PerValueCodec | PackedCodec:
-    """The codec every party derives from the public modulus n and the public settings."""
-    return make_codec(config.encoding, n, len(FEATURES), config.hospitals)
+def agreed_codec(config: Config, n: int, dims: int = len(FEATURES)) -> PerValueCodec | PackedCodec:
+    """The codec every party derives from the public modulus n, the public settings and the
+    number of values per gradient (`dims`: features and intercept, 11 for the diabetes data)."""
+    return make_codec(config.encoding, n, dims, config.hospitals)
 
 
 def keys_generated(
@@ -162,7 +178,7 @@ def local_round(round_: int, hospitals: list[Hospital], eta: float) -> None:
 def restart(hospitals: list[Hospital]) -> None:
     """Cold start: the federated rounds begin from zero weights."""
     for hospital in hospitals:
-        hospital.weights = np.zeros(len(FEATURES))
+        hospital.weights = np.zeros_like(hospital.weights)
 
 
 def check_finite(phase: str, round_: int, hospitals: list[Hospital], eta: float) -> None:
@@ -205,15 +221,46 @@ def run(
     executor = shared_pool() if pool == "shared" else pool
     if executor is not None:
         warm(executor)
-    data = split(config.hospitals, config.seed)
+    data = split_for(config)
     dp = dp_plan(config)
-    hospitals = hospitals_for(config, data.hospital_X, data.hospital_y, dp)
     eta, rounds = config.learning_rate, config.rounds
-    yield RunStarted(config, data.patients, len(data.y_test), FEATURES)
+    yield RunStarted(config, data.patients, len(data.y_test), data.features, data.target, data.classes)
+
+    def keygen() -> Generator[Event, None, tuple[Server, PerValueCodec | PackedCodec]]:
+        yield PhaseStarted("keygen", rounds)
+        holder = server if isinstance(server, Server) else server() if server is not None else None
+        holder = holder or Server(config.key_length, config.obfuscator)
+        if holder.public.public_key.n.bit_length() != config.key_length:
+            raise ValueError("the given server's key length differs from the config")
+        try:
+            codec = agreed_codec(config, holder.public.n, data.dims)
+        except EncodingOverflow as exc:
+            raise TrainingDiverged("setup", 0, str(exc), eta, cause="encoding") from None
+        yield keys_generated(config, holder.keygen_seconds, holder.public.n, codec)
+        return holder, codec
+
+    keys: tuple[Server, PerValueCodec | PackedCodec] | None = None
+    if not data.standardised:  # the pooled statistics need the key: keys first, then the ring
+        keys = yield from keygen()
+        summed = total_through_ring([local_statistics(X) for X in data.hospital_X], keys[0])
+        means, stds = pooled(summed.total)
+        data = apply(data, means, stds)
+        yield Standardised(
+            tuple(map(float, means)),
+            tuple(map(float, stds)),
+            int(summed.total[0]),
+            summed.ciphertexts,
+            summed.seconds,
+        )
+    hospitals = hospitals_for(config, data.hospital_X, data.hospital_y, dp)
     ref = reference(config, data)
     yield ref
     if dp is not None:
         yield privacy_budget(dp)
+    classify = config.model == "logistic"
+
+    def accuracy() -> tuple[float, ...]:
+        return tuple(h.test_accuracy(data.X_test, data.y_test) for h in hospitals) if classify else ()
 
     yield PhaseStarted("local", rounds)
     local_s = 0.0
@@ -221,23 +268,14 @@ def run(
     for r in range(1, rounds + 1):
         t = time.perf_counter()
         local_round(r, hospitals, eta)
-        mse = tuple(h.test_mse(data.X_test, data.y_test) for h in hospitals)
+        mse = tuple(h.test_score(data.X_test, data.y_test) for h in hospitals)
         local_s += time.perf_counter() - t
-        yield LocalRound(r, mse)
-    local_mse = mse
+        yield LocalRound(r, mse, accuracy())
+    local_mse, local_accuracy = mse, accuracy()
 
-    yield PhaseStarted("keygen", rounds)
-    if server is None:
-        server = Server(config.key_length, config.obfuscator)
-    elif not isinstance(server, Server):
-        server = server()
-    if server.public.public_key.n.bit_length() != config.key_length:
-        raise ValueError("the given server's key length differs from the config")
-    try:
-        codec = agreed_codec(config, server.public.n)
-    except EncodingOverflow as exc:
-        raise TrainingDiverged("setup", 0, str(exc), eta, cause="encoding") from None
-    yield keys_generated(config, server.keygen_seconds, server.public.n, codec)
+    if keys is None:
+        keys = yield from keygen()
+    server, codec = keys
 
     masks: list[PairwiseMasks] | None = None
     masks_s = 0.0
@@ -271,7 +309,7 @@ def run(
                     "federated", r, f"a gradient is too large to encode ({exc})", eta, cause="encoding"
                 ) from None
             check_finite("federated", r, hospitals, eta)
-            mse = tuple(h.test_mse(data.X_test, data.y_test) for h in hospitals)
+            mse = tuple(h.test_score(data.X_test, data.y_test) for h in hospitals)
             federated_s += time.perf_counter() - t
             encrypt_s += waited + result.encrypt_s
             add_s += result.add_s
@@ -301,6 +339,7 @@ def run(
                 result.decrypt_s,
                 result.order,
                 result.mask_s,
+                accuracy(),
             )
     finally:
         prefetcher.close()
@@ -322,4 +361,6 @@ def run(
         ref.optimum_mse,
         wire * codec.ciphertexts * config.hospitals,
         timings,
+        local_accuracy,
+        accuracy(),
     )

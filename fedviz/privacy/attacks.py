@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from phe.paillier import EncryptedNumber
 
 from fedviz.crypto.encoding import Codec, PackedCodec, from_fixed
 from fedviz.events import Event, FederatedRound, HospitalGradients, RingHop, RunStarted
+from fedviz.models import linear
 from fedviz.protocol import RingMessage, Server
 
 
@@ -229,19 +231,25 @@ class PatientRecovery:
     """Recovered y (needs the model weights, which the ring's broadcasts make public)."""
 
 
-def single_patient_gradient(x: np.ndarray, y: float, weights: np.ndarray) -> np.ndarray:
-    """The gradient a hospital holding one patient sends: (w.x - y) x."""
-    return (float(np.dot(weights, x)) - y) * np.asarray(x)
+def single_patient_gradient(
+    x: np.ndarray, y: float, weights: np.ndarray, model: ModuleType = linear
+) -> np.ndarray:
+    """The gradient a hospital holding one patient sends: (prediction - y) x, with the
+    prediction w.x (linear) or sigmoid(w.x) (logistic)."""
+    return np.asarray(model.row_gradients(weights, np.asarray(x)[None, :], np.array([y]))[0])
 
 
-def recover_single_patient(gradient: np.ndarray, weights: np.ndarray) -> PatientRecovery:
-    """Invert (w.x - y) x: the intercept entry x_last = 1 gives the scale s = w.x - y, so
-    x = g / s and y = w.x - s. Fails only when the prediction is exact (s == 0)."""
+def recover_single_patient(
+    gradient: np.ndarray, weights: np.ndarray, model: ModuleType = linear
+) -> PatientRecovery:
+    """Invert (prediction - y) x: the intercept entry x_last = 1 gives the scale
+    s = prediction - y, so x = g / s and y = prediction(x) - s. Fails only when the
+    prediction is exact (s == 0)."""
     scale = float(gradient[-1])
     if scale == 0.0:
         raise ValueError("the model predicts this patient exactly; the gradient is zero")
     record = np.asarray(gradient) / scale
-    return PatientRecovery(record, float(np.dot(weights, record)) - scale)
+    return PatientRecovery(record, float(model.predict(weights, record[None, :])[0]) - scale)
 
 
 # --------------------------------------------------------------------------- phe's exponent

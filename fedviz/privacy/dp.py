@@ -25,11 +25,12 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from fedviz import model
+from fedviz.models import linear
 
 Noise = Callable[[float, int], np.ndarray]
 """Draws `dims` independent N(0, sigma^2) values: `noise(sigma, dims)`."""
@@ -116,9 +117,11 @@ def coalition_epsilons(dp: DpPlan) -> tuple[tuple[int, float], ...]:
     )
 
 
-def clipped_sum(weights: np.ndarray, X: np.ndarray, y: np.ndarray, clip: float) -> np.ndarray:
-    """Sum over rows of each row's squared-error gradient (w.x - y) x, each scaled down to L2
-    norm at most `clip`."""
+def clipped_sum(
+    weights: np.ndarray, X: np.ndarray, y: np.ndarray, clip: float, model: ModuleType = linear
+) -> np.ndarray:
+    """Sum over rows of each row's gradient (the model's: (w.x - y) x for squared error), each
+    scaled down to L2 norm at most `clip`."""
     rows = model.row_gradients(weights, X, y)
     norms = np.linalg.norm(rows, axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -21,9 +21,9 @@ import numpy as np
 
 from fedviz.config import DEFAULT_DP_CLIP, Config
 from fedviz.crypto.encoding import Codec
-from fedviz.data import split
+from fedviz.data import prepared
 from fedviz.engines.inprocess import agreed_codec, run
-from fedviz.events import KeysGenerated, MasksAgreed, PrivacyBudget, RingHop, RunFinished
+from fedviz.events import KeysGenerated, MasksAgreed, PrivacyBudget, RingHop, RunFinished, RunStarted
 from fedviz.privacy import attacks
 from fedviz.protocol import Server
 from fedviz.protocol.masks import PairwiseMasks
@@ -81,12 +81,15 @@ def run_variant(config: Config, remedy: str = "", pool: str | None = "shared") -
     def keep(masks: list[PairwiseMasks]) -> None:
         v.masks = masks
 
+    dims = 0
     for event in run(config, pool=pool, server=make_server, collude=keep):  # type: ignore[arg-type]
         v.observations.add(event)
-        if isinstance(event, RingHop):
+        if isinstance(event, RunStarted):
+            dims = len(event.features)
+        elif isinstance(event, RingHop):
             v.hops.setdefault(event.round, []).append(event)
         elif isinstance(event, KeysGenerated):
-            v.codec = agreed_codec(config, event.n)
+            v.codec = agreed_codec(config, event.n, dims)
         elif isinstance(event, PrivacyBudget):
             v.budget = event
         elif isinstance(event, MasksAgreed):
@@ -234,18 +237,23 @@ def threats(v: Variant) -> list[Cell]:
     target = truth[1:].sum(axis=0)
     e = float(np.max(np.abs(recovered - target)))
     out.append(Cell(e, e <= EXACT * (1 + scale), "a sum of others" if n > 2 else "hospital 2's gradient"))
-    data = split(v.config.hospitals, v.config.seed)
-    A = attacks.true_aggregate_matrix(data.hospital_X, v.config.gradient)
-    updates = attacks.cumulative_updates(obs.averages, v.config.learning_rate)
-    fit = attacks.fit_aggregate(updates, np.asarray(obs.averages))
-    e = attacks.relative_error(fit.A, A)
-    out.append(Cell(e, e <= FIT_RECOVERED, f"rank {fit.rank} of 12"))
+    if v.config.model == "linear":
+        data = prepared(v.config)
+        A = attacks.true_aggregate_matrix(data.hospital_X, v.config.gradient)
+        updates = attacks.cumulative_updates(obs.averages, v.config.learning_rate)
+        fit = attacks.fit_aggregate(updates, np.asarray(obs.averages))
+        e = attacks.relative_error(fit.A, A)
+        out.append(Cell(e, e <= FIT_RECOVERED, f"rank {fit.rank} of {data.dims + 1}"))
+    else:  # the log-loss gradient is not affine in the weights: no XᵀX to fit
+        out.append(Cell(float("nan"), False, "not defined for logistic regression", "n/a"))
     noisy = v.config.dp_epsilon is not None
     return [
         dataclasses.replace(
             c,
             verdict="recovered"
             if c.exact
+            else c.verdict
+            if c.verdict
             else "masked"
             if i == 0 and v.masks is not None
             else "noisy"

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fedviz import model
 from fedviz.config import Config
-from fedviz.data import Split, split
+from fedviz.data import Split, prepared
+from fedviz.models import for_kind
 from fedviz.privacy.dp import clipped_sum, noise_multiplier
 
 EPSILONS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
@@ -59,36 +59,40 @@ def pooled_average(
     """The broadcast average of one federated round when every hospital holds `weights`:
     the sum of the hospitals' contributions (clipped if `clip`, plus `noise` for all their
     shares together) divided by the hospital count, in the configured gradient mode."""
+    model = for_kind(config.model)
     X, y = data.X_pooled, data.y_pooled
-    total = clipped_sum(weights, X, y, clip) if clip is not None else model.gradient(weights, X, y, "sum")
+    total = (
+        clipped_sum(weights, X, y, clip, model) if clip is not None else model.gradient(weights, X, y, "sum")
+    )
     if noise is not None:
         total = total + noise
-    if config.gradient == "mean":
-        total = total / config.patients_per_hospital
+    if config.gradient == "mean":  # equal blocks (DP refuses the mean gradient otherwise)
+        total = total / data.patients[0]
     return np.asarray(total / config.hospitals)
 
 
 def final_mse(config: Config, data: Split, sigma: float | None, rng: np.random.Generator) -> float:
-    """Test MSE after the federated rounds from zero; `sigma` None means no DP at all."""
+    """The test metric after the federated rounds from zero; `sigma` None means no DP at all."""
     weights = np.zeros(data.X_pooled.shape[1])
     clip = None if sigma is None else config.dp_clip
     with np.errstate(all="ignore"):
         for _ in range(config.rounds):
             noise = None if not sigma else rng.normal(0.0, sigma, weights.shape[0])
             weights = weights - config.learning_rate * pooled_average(weights, data, config, clip, noise)
-    return model.mse(weights, data.X_test, data.y_test)
+    return float(for_kind(config.model).score(weights, data.X_test, data.y_test))
 
 
 def curve(config: Config, epsilons: Sequence[float] = EPSILONS, repeats: int = 5) -> UtilityCurve:
     """Test MSE against epsilon for the config's hospitals, rounds, learning rate, clip and delta."""
-    data = split(config.hospitals, config.seed)
+    data = prepared(config)
     rng = np.random.default_rng()
     points = []
     for eps in epsilons:
         z = noise_multiplier(float(eps), config.dp_delta, config.rounds)
         runs = sorted(final_mse(config, data, z * config.dp_clip, rng) for _ in range(repeats))
         points.append(UtilityPoint(float(eps), z, tuple(runs)))
-    optimum = model.mse(model.least_squares(data.X_pooled, data.y_pooled), data.X_test, data.y_test)
+    model = for_kind(config.model)
+    optimum = float(model.score(model.optimum(data.X_pooled, data.y_pooled), data.X_test, data.y_test))
     return UtilityCurve(
         tuple(points),
         final_mse(config, data, None, rng),

@@ -19,14 +19,15 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 from phe.paillier import EncryptedNumber
 
-from fedviz import model
 from fedviz.config import Config, GradientMode
 from fedviz.crypto.encoding import Codec
 from fedviz.crypto.keys import PublicParams, ServerKeys, add_vectors, encrypt_with
+from fedviz.models import for_kind, linear
 from fedviz.privacy.dp import DpPlan, Noise, clipped_sum, system_noise
 from fedviz.protocol.masks import PairwiseMasks
 
@@ -54,8 +55,10 @@ class Hospital:
         gradient_mode: GradientMode,
         dp: DpPlan | None = None,
         noise: Noise = system_noise,
+        model: ModuleType = linear,
     ) -> None:
         self.index = index
+        self._model = model
         self.name = hospital_name(index)
         self._X = X
         self._y = y
@@ -75,7 +78,7 @@ class Hospital:
 
     def gradient(self) -> np.ndarray:
         """The gradient of the squared error on this hospital's rows at its weights."""
-        return model.gradient(self.weights, self._X, self._y, self._mode)
+        return np.asarray(self._model.gradient(self.weights, self._X, self._y, self._mode))
 
     @property
     def adds_noise(self) -> bool:
@@ -87,7 +90,7 @@ class Hospital:
         mode says)."""
         if self._dp is None:
             return self.gradient()
-        total = clipped_sum(self.weights, self._X, self._y, self._dp.clip)
+        total = clipped_sum(self.weights, self._X, self._y, self._dp.clip, self._model)
         noisy = total + self._noise(self._dp.share_sigma, total.shape[0])
         return np.asarray(noisy / self.patients if self._mode == "mean" else noisy)
 
@@ -95,8 +98,13 @@ class Hospital:
         """One gradient-descent step (the post's `weights -= eta * gradient`)."""
         self.weights = self.weights - learning_rate * gradient
 
-    def test_mse(self, X_test: np.ndarray, y_test: np.ndarray) -> float:
-        return model.mse(self.weights, X_test, y_test)
+    def test_score(self, X_test: np.ndarray, y_test: np.ndarray) -> float:
+        """The run's test metric at this hospital's weights (MSE, or log-loss)."""
+        return float(self._model.score(self.weights, X_test, y_test))
+
+    def test_accuracy(self, X_test: np.ndarray, y_test: np.ndarray) -> float:
+        """Share of test rows classified right (NaN for regression)."""
+        return float(self._model.accuracy(self.weights, X_test, y_test))
 
     def join(self, public: PublicParams, codec: Codec, masks: PairwiseMasks | None = None) -> None:
         """Receive the server's public parameters and the agreed encoding (and, under pairwise
@@ -158,13 +166,17 @@ class Server:
     def keygen_seconds(self) -> float:
         return self._keys.seconds
 
-    def average(self, message: RingMessage, codec: Codec, hospitals: int) -> np.ndarray:
-        """Decrypt the full ring's sum and divide by the number of hospitals."""
+    def total(self, message: RingMessage, codec: Codec, hospitals: int) -> np.ndarray:
+        """Decrypt the full ring's sum (nothing less than every hospital's contribution)."""
         if message.receiver != self.name or message.contributions != hospitals:
             raise ValueError("the server decrypts only the full ring's sum")
         below = codec.plaintext_bound
         plaintexts = [self._keys.decrypt_raw(c.ciphertext(False), below=below) for c in message.ciphertexts]
-        return codec.decode_sum(plaintexts, hospitals) / hospitals
+        return codec.decode_sum(plaintexts, hospitals)
+
+    def average(self, message: RingMessage, codec: Codec, hospitals: int) -> np.ndarray:
+        """Decrypt the full ring's sum and divide by the number of hospitals."""
+        return self.total(message, codec, hospitals) / hospitals
 
     def open(self, message: RingMessage) -> list[int]:
         """The plaintext integers of any message: what the key holder could read if a
@@ -195,7 +207,8 @@ def hospitals_for(
     dp: DpPlan | None = None,
     noise: Noise = system_noise,
 ) -> list[Hospital]:
+    model = for_kind(config.model)
     return [
-        Hospital(i, X, y, config.gradient, dp, noise)
+        Hospital(i, X, y, config.gradient, dp, noise, model)
         for i, (X, y) in enumerate(zip(hospital_X, hospital_y, strict=True))
     ]

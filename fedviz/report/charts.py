@@ -55,8 +55,11 @@ def mse_figure(
     centralized: Sequence[float] = (),
     optimum: float | None = None,
     y_range: tuple[float, float] | None = None,
+    metric: str = "MSE",
+    optimum_label: str = "least-squares optimum",
 ) -> go.Figure:
-    """Test MSE per hospital per round with the plaintext reference lines.
+    """The test metric (MSE, or log-loss) per hospital per round with the plaintext reference
+    lines.
 
     `history[r][i]` is hospital i's MSE after round r+1; the x axis spans all `rounds` so the
     chart grows into a fixed frame while a run is live. Up to `BAND_ABOVE` hospitals get a
@@ -69,6 +72,8 @@ def mse_figure(
     are fixed here and checked by tests that read the spec.
     """
     keep = thin(len(history))
+    digits = 2 if metric == "MSE" else 4
+    value = f"{metric} %{{y:.{digits}f}}"
     x = [i + 1 for i in keep]
     rows = np.array([history[i] for i in keep], dtype=float).reshape(len(keep), len(names))
     traces: list[dict[str, object]] = []
@@ -80,7 +85,7 @@ def mse_figure(
                     rows[:, i].tolist(),
                     name,
                     {"color": colour(i), "width": 2},
-                    f"{name}<br>round %{{x}}<br>MSE %{{y:.2f}}<extra></extra>",
+                    f"{name}<br>round %{{x}}<br>{value}<extra></extra>",
                     mode="lines" if len(x) > 1 else "markers",  # one round: a dot, not nothing
                 )
             )
@@ -103,7 +108,7 @@ def mse_figure(
                 mid,
                 "median hospital",
                 {"color": colour(0), "width": 2},
-                "median hospital<br>round %{x}<br>MSE %{y:.2f}<extra></extra>",
+                f"median hospital<br>round %{{x}}<br>{value}<extra></extra>",
             )
         )
     if centralized:
@@ -114,7 +119,7 @@ def mse_figure(
                 [centralized[i] for i in ref],
                 "pooled data, plaintext GD",
                 {"color": REFERENCE, "dash": "dot", "width": 2},
-                "pooled GD (no privacy)<br>round %{x}<br>MSE %{y:.2f}<extra></extra>",
+                f"pooled GD (no privacy)<br>round %{{x}}<br>{value}<extra></extra>",
             )
         )
     if optimum is not None:
@@ -122,15 +127,15 @@ def mse_figure(
             _line(
                 [1, max(rounds, 2)],
                 [optimum, optimum],
-                "least-squares optimum",
+                optimum_label,
                 {"color": REFERENCE, "dash": "dash", "width": 1.5},
-                "least-squares optimum<br>MSE %{y:.2f}<extra></extra>",
+                f"{optimum_label}<br>{value}<extra></extra>",
             )
         )
     layout = {
         "title": {"text": title, "font": {"size": 16}},
         "xaxis": {"title": {"text": "round"}, "range": [1, max(rounds, 2)], **round_ticks(rounds)},
-        "yaxis": {"title": {"text": "test MSE"}, "range": list(y_range) if y_range else None},
+        "yaxis": {"title": {"text": f"test {metric}"}, "range": list(y_range) if y_range else None},
         "legend": {"orientation": "h", "y": -0.25},
         "margin": {"l": 10, "r": 10, "t": 50, "b": 10},
         "height": 380,
@@ -182,9 +187,37 @@ def y_range_for(*series: Sequence[float]) -> tuple[float, float]:
     return low - pad, high + pad
 
 
-def split_figure(names: Sequence[str], targets: Sequence[np.ndarray], test_targets: np.ndarray) -> go.Figure:
-    """Each hospital's disease-progression targets beside the test set's (box per group)."""
+def split_figure(
+    names: Sequence[str],
+    targets: Sequence[np.ndarray],
+    test_targets: np.ndarray,
+    label: str = "disease progression after one year",
+    classes: Sequence[str] = (),
+) -> go.Figure:
+    """Each hospital's targets beside the test set's: a box per group for a numeric target,
+    the share of each class for a two-valued one."""
     fig = go.Figure()
+    if classes:
+        groups = [*names, "test set"]
+        values = [*targets, test_targets]
+        for c, name in enumerate(classes):
+            fig.add_trace(
+                go.Bar(
+                    x=[f"{g} ({len(v)})" for g, v in zip(groups, values, strict=True)],
+                    y=[float(np.mean(np.asarray(v) == c)) for v in values],
+                    name=name,
+                    marker_color=colour(c),
+                    hovertemplate=f"{name}<br>%{{x}}<br>%{{y:.0%}} of its rows<extra></extra>",
+                )
+            )
+        fig.update_layout(
+            barmode="stack",
+            yaxis={"title": f"share of rows by {label}", "tickformat": ".0%"},
+            margin={"l": 10, "r": 10, "t": 30, "b": 10},
+            height=340,
+            legend={"orientation": "h", "y": -0.3},
+        )
+        return fig
     for i, (name, y) in enumerate(zip(names, targets, strict=True)):
         fig.add_trace(
             go.Box(y=list(map(float, y)), name=f"{name} ({len(y)})", marker_color=colour(i), boxmean=True)
@@ -198,7 +231,7 @@ def split_figure(names: Sequence[str], targets: Sequence[np.ndarray], test_targe
         )
     )
     fig.update_layout(
-        yaxis={"title": "disease progression after one year"},
+        yaxis={"title": label},
         showlegend=False,
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
         height=340,

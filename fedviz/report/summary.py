@@ -29,6 +29,7 @@ from fedviz.events import (
     ReferenceComputed,
     RunFinished,
     RunStarted,
+    Standardised,
 )
 from fedviz.protocol import hospital_name
 
@@ -56,18 +57,33 @@ class RunRecord:
     """A distributed run's parties (name, role, pid, node id); none in-process."""
     budget: PrivacyBudget | None = None
     masks: MasksAgreed | None = None
+    features: tuple[str, ...] = ()
+    target: str = ""
+    classes: tuple[str, ...] = ()
+    test_rows: int = 0
+    standardised: Standardised | None = None
+    reference: ReferenceComputed | None = None
+    local_accuracy: tuple[float, ...] = ()
+    federated_accuracy: tuple[float, ...] = ()
 
     def add(self, event: Event) -> None:
         if isinstance(event, RunStarted):
             self.config, self.patients = event.config, event.patients
+            self.features, self.target, self.classes = event.features, event.target, event.classes
+            self.test_rows = event.test_patients
         elif isinstance(event, ReferenceComputed):
             self.centralized, self.optimum = event.centralized_mse, event.optimum_mse
+            self.reference = event
+        elif isinstance(event, Standardised):
+            self.standardised = event
         elif isinstance(event, LocalRound):
             self.local.append(event.mse)
+            self.local_accuracy = event.accuracy
         elif isinstance(event, KeysGenerated):
             self.keys = event
         elif isinstance(event, FederatedRound):
             self.federated.append(event.mse)
+            self.federated_accuracy = event.accuracy
         elif isinstance(event, RunFinished):
             self.finished = event
         elif isinstance(event, PartiesStarted):
@@ -140,6 +156,30 @@ class RunRecord:
             "optimum_mse": self.optimum,
             "rounds_completed": {"local": len(self.local), "federated": len(self.federated)},
         }
+        if self.config is not None:
+            out["metric"] = self.config.metric
+            out["data"] = {
+                "dataset": self.config.dataset,
+                "split": self.config.split,
+                "features": list(self.features),
+                "target": self.target,
+                "test_rows": self.test_rows,
+            }
+            out["local_score"] = out["local_mse"]
+            out["federated_score"] = out["federated_mse"]
+            if self.classes:
+                out["classes"] = list(self.classes)
+                out["local_accuracy"] = list(self.local_accuracy)
+                out["federated_accuracy"] = list(self.federated_accuracy)
+                if self.reference is not None:
+                    out["centralized_accuracy"] = self.reference.centralized_accuracy
+                    out["optimum_accuracy"] = self.reference.optimum_accuracy
+        if self.standardised is not None:
+            out["standardisation"] = {
+                "means": list(self.standardised.means),
+                "stds": list(self.standardised.stds),
+                "through": "the encrypted ring",
+            }
         if self.keys is not None:
             out["encoding"] = {
                 "name": self.keys.encoding,

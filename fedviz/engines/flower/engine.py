@@ -18,6 +18,8 @@ from fedviz.config import Config
 from fedviz.engines.flower.launcher import Deployment
 from fedviz.engines.flower.observer import Observer
 from fedviz.engines.flower.relay import FlowerRunError, Topology
+from fedviz.engines.flower.scope import refusal
+from fedviz.errors import ConfigError
 from fedviz.eventlog import Failure, parse
 from fedviz.events import Event, RunFinished
 
@@ -30,6 +32,9 @@ def run(
 ) -> Generator[Event, None, None]:
     """The experiment's events. `cancel`: when set (from any thread), the run ends within
     about `IDLE_SLEEP_S` plus the deployment's stop, without yielding more."""
+    why = refusal(config)
+    if why is not None:
+        raise ConfigError("engine", "flower", why)
     deployment = Deployment(config, topology)
     try:
         deployment.start()

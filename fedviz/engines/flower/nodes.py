@@ -173,7 +173,7 @@ class _HospitalNode(_Node):
         mse: list[float] = []
         for r in range(1, self.config.rounds + 1):
             local_round(r, [self.hospital], self.config.learning_rate)
-            mse.append(self.hospital.test_mse(self.X_test, self.y_test))
+            mse.append(self.hospital.test_score(self.X_test, self.y_test))
         seconds = time.perf_counter() - start
         if not self.config.warm_start:
             restart([self.hospital])
@@ -199,7 +199,7 @@ class _HospitalNode(_Node):
         self.hospital.step(np.array(average, dtype=float), self.config.learning_rate)
         with np.errstate(all="ignore"):
             check_finite("federated", round_, [self.hospital], self.config.learning_rate)
-            return {"mse": self.hospital.test_mse(self.X_test, self.y_test)}
+            return {"mse": self.hospital.test_score(self.X_test, self.y_test)}
 
     def _encrypt(
         self, content: Content, round_: int

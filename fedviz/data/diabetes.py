@@ -1,4 +1,4 @@
-"""scikit-learn's diabetes data, split across hospitals exactly as the seed post does.
+"""scikit-learn's diabetes data (the seed post's), split across hospitals exactly as it does.
 
 Invariants:
 - The same (hospitals, seed) always gives the same split, bit for bit, without touching
@@ -13,38 +13,16 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from fedviz.config import N_PATIENTS, N_TEST
+from fedviz.data.table import Split
 
 FEATURES = ("age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6", "intercept")
-
-
-@dataclass(frozen=True)
-class Split:
-    """The data of one experiment: a block per hospital and the shared test set."""
-
-    hospital_X: tuple[np.ndarray, ...]
-    hospital_y: tuple[np.ndarray, ...]
-    X_test: np.ndarray
-    y_test: np.ndarray
-
-    @property
-    def X_pooled(self) -> np.ndarray:
-        """All hospitals' training rows together: what pooling would give without privacy."""
-        return np.vstack(self.hospital_X)
-
-    @property
-    def y_pooled(self) -> np.ndarray:
-        return np.concatenate(self.hospital_y)
-
-    @property
-    def patients(self) -> tuple[int, ...]:
-        return tuple(len(y) for y in self.hospital_y)
+TARGET = "disease progression"
 
 
 def _sklearn_data_dir() -> Path:
@@ -75,6 +53,11 @@ def _diabetes() -> tuple[np.ndarray, np.ndarray]:
     return data, target
 
 
+def load_raw() -> tuple[np.ndarray, np.ndarray]:
+    """The patients in their own units (age in years, BMI, ...), before scikit-learn's scaling."""
+    return _load_gz("diabetes_data_raw.csv.gz"), _load_gz("diabetes_target.csv.gz")
+
+
 def load_diabetes_xy() -> tuple[np.ndarray, np.ndarray]:
     """(X with the intercept column appended, y), a fresh copy each call."""
     data, target = _diabetes()
@@ -85,19 +68,16 @@ def load_diabetes_xy() -> tuple[np.ndarray, np.ndarray]:
 
 def split(hospitals: int, seed: int) -> Split:
     """The seed's split for `hospitals` hospitals."""
+    from fedviz.data.splits import contiguous, shuffle_and_hold_out
+
     X, y = load_diabetes_xy()
-    rng = np.random.RandomState(seed)
-    perm = rng.permutation(X.shape[0])
-    X, y = X[perm, :], y[perm]
-    test_idx = rng.choice(X.shape[0], size=N_TEST, replace=False)
-    train = np.ones(X.shape[0], dtype=bool)
-    train[test_idx] = False
-    X_train, y_train = X[train, :], y[train]
-    step = X_train.shape[0] // hospitals
-    blocks = range(hospitals)
+    train_X, train_y, X_test, y_test = shuffle_and_hold_out(X, y, N_TEST, np.random.RandomState(seed))
+    blocks = contiguous(len(train_y), hospitals)
     return Split(
-        hospital_X=tuple(X_train[step * c : step * (c + 1), :] for c in blocks),
-        hospital_y=tuple(y_train[step * c : step * (c + 1)] for c in blocks),
-        X_test=X[test_idx, :],
-        y_test=y[test_idx],
+        hospital_X=tuple(train_X[b] for b in blocks),
+        hospital_y=tuple(train_y[b] for b in blocks),
+        X_test=X_test,
+        y_test=y_test,
+        features=FEATURES,
+        target=TARGET,
     )

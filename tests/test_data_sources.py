@@ -1,0 +1,258 @@
+"""The user's own data, realistic splits, federated standardisation and logistic regression."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import of_type
+
+from fedviz.cli import main
+from fedviz.config import Config
+from fedviz.data import prepared, split, split_for
+from fedviz.data.sources import MAX_CSV_BYTES, example_csv, inspect_csv, read_csv, read_csv_path
+from fedviz.data.standardise import local_statistics, pooled
+from fedviz.engines.inprocess import run
+from fedviz.errors import ConfigError, DataError
+from fedviz.events import FederatedRound, LocalRound, ReferenceComputed, RunFinished, RunStarted, Standardised
+from fedviz.models import logistic
+
+CANCER = Config(key_length=1024, rounds=20, dataset="breast-cancer", model="logistic")
+
+
+def csv_bytes(rows: list[str]) -> bytes:
+    return ("\n".join(rows) + "\n").encode()
+
+
+# --------------------------------------------------------------------------- reading a CSV
+
+
+@pytest.mark.parametrize(
+    ("data", "target", "words"),
+    [
+        (b"", "y", "is empty"),
+        (b"   \n  \n", "y", "is empty"),
+        (b"a,y\n1,2\x00\n", "y", "not a text file"),
+        (b"a,y\n\xff\xfe,1\n", "y", "not UTF-8"),
+        (csv_bytes(["a,a,y", "1,2,3"]), "y", "appears twice"),
+        (csv_bytes(["a,,y", "1,2,3"]), "y", "has no name"),
+        (csv_bytes(["y", "1"]), "y", "needs a target and at least one feature"),
+        (csv_bytes(["a,y"]), "y", "no data rows"),
+        (csv_bytes(["a,y", "1,2", "3"]), "y", "row 3"),
+        (csv_bytes(["a,y", "1,2"]), "z", "has no column 'z'"),
+        (csv_bytes(["a,y", "1,2"]), "", "choose the target column"),
+        (csv_bytes(["a,y", "one,2"]), "y", "row 2, column 'a'"),
+        (csv_bytes(["a,y", "nan,2"]), "y", "must be finite"),
+        (csv_bytes(["a,y", "inf,2"]), "y", "must be finite"),
+        (csv_bytes(["a,y", "1,red", "2,green", "3,blue"]), "y", "must be numeric, or two-valued"),
+    ],
+)
+def test_a_bad_csv_is_refused_in_one_sentence(data, target, words):
+    with pytest.raises(DataError) as info:
+        read_csv(data, target, "t.csv")
+    message = str(info.value)
+    assert words in message and "\n" not in message
+
+
+def test_size_path_and_folder_limits(tmp_path: Path):
+    with pytest.raises(DataError, match="does not exist"):
+        read_csv_path(str(tmp_path / "missing.csv"), "y")
+    with pytest.raises(DataError, match="is a folder"):
+        read_csv_path(str(tmp_path), "y")
+    big = tmp_path / "big.csv"
+    big.write_bytes(b"a,y\n" + b"1,2\n" * (MAX_CSV_BYTES // 4 + 1))
+    with pytest.raises(DataError, match="the limit is 20 MB"):
+        read_csv_path(str(big), "y")
+
+
+def test_targets_numeric_two_valued_and_text():
+    numeric = read_csv(csv_bytes(["a,y", "1,2.5", "2,3.5", "3,9"]), "y")
+    assert numeric.task == "regression" and list(numeric.y) == [2.5, 3.5, 9.0]
+    binary = read_csv(csv_bytes(["a,y", "1,0", "2,1", "3,1"]), "y")
+    assert binary.task == "classification" and binary.classes == ("0", "1") and list(binary.y) == [0, 1, 1]
+    text = read_csv(csv_bytes(["a,sick", "1,no", "2,yes", "3,no"]), "sick")
+    assert text.classes == ("no", "yes") and list(text.y) == [0, 1, 0]
+    assert text.features == ("a",) and text.X.shape == (3, 1)
+
+
+def test_preview_lists_columns_and_two_valued_ones():
+    preview = inspect_csv(csv_bytes(["age,sex,y", "50,1,3.2", "60,2,4.1", "70,1,5.0"]))
+    assert preview.columns == ("age", "sex", "y") and preview.two_valued == {"sex"} and preview.rows == 3
+
+
+def test_the_example_csv_reads_back_as_the_diabetes_patients():
+    source = read_csv(example_csv().encode(), "progression")
+    assert source.rows == 60 and source.features[:3] == ("age", "sex", "bmi") and source.task == "regression"
+
+
+def test_too_few_rows_for_the_hospitals_says_how_many_fit(tmp_path: Path):
+    path = tmp_path / "small.csv"
+    path.write_text(example_csv())
+    config = Config(dataset="csv", data_path=str(path), target="progression", hospitals=20)
+    with pytest.raises(DataError, match="at most 9 hospitals"):
+        split_for(config)
+
+
+def test_cli_refuses_bad_data_in_one_line_with_exit_2(tmp_path: Path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,y\n1,x\n")
+    for args in (
+        ["--data", str(tmp_path / "none.csv"), "--target", "y"],
+        ["--data", str(bad), "--target", "z"],
+        ["--data", str(bad)],
+        ["--target", "y"],
+        ["--dataset", "breast-cancer", "--split", "by-feature"],
+        ["--dataset", "breast-cancer", "--model", "logistic", "--split", "by-feature", "no such"],
+        ["--model", "logistic"],
+        ["--dataset", "breast-cancer", "--model", "logistic", "--engine", "flower"],
+    ):
+        out, err = io.StringIO(), io.StringIO()
+        assert main(args, out, err) == 2, args
+        lines = err.getvalue().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), (args, lines)
+
+
+# --------------------------------------------------------------------------- splits
+
+
+def test_the_posts_split_is_unchanged():
+    ours, theirs = split_for(Config()), split(3, 42)
+    assert all(np.array_equal(a, b) for a, b in zip(ours.hospital_X, theirs.hospital_X, strict=True))
+
+
+def test_iid_and_by_feature_splits():
+    base = Config(dataset="breast-cancer", model="logistic", hospitals=4)
+    iid = split_for(dataclasses.replace(base, split="iid"))
+    assert len(set(iid.patients)) == 1 and iid.patients[0] == (569 - 114) // 4
+    again = split_for(dataclasses.replace(base, split="iid"))
+    assert np.array_equal(iid.hospital_X[2], again.hospital_X[2])
+    feature = "mean radius"
+    by = split_for(dataclasses.replace(base, split="by-feature", split_feature=feature))
+    column = by.features.index(feature)
+    for low, high in zip(by.hospital_X, by.hospital_X[1:], strict=False):
+        assert low[:, column].max() <= high[:, column].min()  # young and old hospitals
+    assert np.array_equal(by.X_test, iid.X_test)  # the test set does not depend on the split
+
+
+def test_label_skew_gives_lopsided_hospitals_that_all_have_rows():
+    base = Config(dataset="breast-cancer", model="logistic", hospitals=5, split="label-skew")
+    skewed = split_for(dataclasses.replace(base, split_alpha=0.1))
+    even = split_for(dataclasses.replace(base, split_alpha=100.0))
+    shares = lambda d: [float(np.mean(y)) for y in d.hospital_y]  # noqa: E731
+    assert min(skewed.patients) >= 5 and sum(skewed.patients) == 569 - 114
+    assert np.ptp(shares(skewed)) > 0.5 > np.ptp(shares(even))
+    with pytest.raises(DataError, match="needs a two-valued target"):
+        split_for(Config(split="label-skew"))
+
+
+# --------------------------------------------------------------------------- standardisation
+
+
+def test_standardisation_through_the_ring_equals_the_plaintext_one():
+    events = list(run(CANCER, pool=None))
+    (done,) = of_type(events, Standardised)
+    plain = prepared(CANCER)
+    total = np.sum([local_statistics(X) for X in split_for(CANCER).hospital_X], axis=0)
+    means, stds = pooled(total)
+    assert np.allclose(done.means, means, rtol=1e-12) and np.allclose(done.stds, stds, rtol=1e-12)
+    assert done.rows == sum(plain.patients) and done.ciphertexts == 2 * 30 + 1
+    pooled_rows = plain.X_pooled[:, :-1]
+    assert np.allclose(pooled_rows.mean(axis=0), 0, atol=1e-9) and np.allclose(pooled_rows.std(axis=0), 1)
+    names = [type(e).__name__ for e in events[:6]]
+    assert names[:4] == ["RunStarted", "PhaseStarted", "KeysGenerated", "Standardised"]
+
+
+# --------------------------------------------------------------------------- logistic regression
+
+
+def test_the_logistic_gradient_is_the_log_loss_derivative():
+    data = prepared(CANCER)
+    X, y = data.hospital_X[0], data.hospital_y[0]
+    w = np.random.default_rng(1).normal(0, 0.3, X.shape[1])
+    g = logistic.gradient(w, X, y, "sum")
+    total = lambda v: logistic.score(v, X, y) * len(y)  # noqa: E731
+    numeric = [(total(w + e) - total(w - e)) / 2e-6 for e in np.eye(len(w)) * 1e-6]
+    assert np.allclose(g, numeric, rtol=1e-5, atol=1e-5)
+    assert np.allclose(logistic.row_gradients(w, X, y).sum(axis=0), g)
+
+
+def test_logistic_on_the_ring_equals_the_plaintext_protocol_and_learns():
+    events = list(run(CANCER, pool=None))
+    started = of_type(events, RunStarted)[0]
+    assert started.classes == ("malignant", "benign") and len(started.features) == 31
+    data = prepared(CANCER)
+    weights = [np.zeros(31) for _ in range(3)]
+    for _ in range(CANCER.rounds):
+        weights = [
+            w - 0.01 * logistic.gradient(w, X, y, "sum")
+            for w, X, y in zip(weights, data.hospital_X, data.hospital_y, strict=True)
+        ]
+    local = [logistic.score(w, data.X_test, data.y_test) for w in weights]
+    assert np.allclose(of_type(events, LocalRound)[-1].mse, local, rtol=1e-9)
+    for _ in range(CANCER.rounds):
+        average = np.mean(
+            [
+                logistic.gradient(w, X, y, "sum")
+                for w, X, y in zip(weights, data.hospital_X, data.hospital_y, strict=True)
+            ],
+            axis=0,
+        )
+        weights = [w - 0.01 * average for w in weights]
+    federated = [logistic.score(w, data.X_test, data.y_test) for w in weights]
+    final = of_type(events, RunFinished)[0]
+    assert np.allclose(final.federated_mse, federated, rtol=1e-6)
+    assert min(final.federated_accuracy) > 0.9 and len(of_type(events, FederatedRound)[-1].accuracy) == 3
+    ref = of_type(events, ReferenceComputed)[0]
+    assert ref.optimum_accuracy is not None and ref.optimum_accuracy > 0.9
+
+
+def test_logistic_needs_a_two_valued_target():
+    with pytest.raises(ConfigError, match="linear for the diabetes data"):
+        Config(model="logistic")
+
+
+def test_json_names_the_metric_and_the_scores():
+    out, err = io.StringIO(), io.StringIO()
+    args = [
+        "--key-length",
+        "1024",
+        "--rounds",
+        "5",
+        "--dataset",
+        "breast-cancer",
+        "--model",
+        "logistic",
+        "--json",
+    ]
+    assert main(args, out, err) == 0, err.getvalue()
+    summary = json.loads(out.getvalue().splitlines()[-1])
+    assert summary["metric"] == "log-loss" and summary["classes"] == ["malignant", "benign"]
+    assert summary["local_score"] == summary["local_mse"] and len(summary["federated_accuracy"]) == 3
+    assert summary["standardisation"]["through"] == "the encrypted ring"
+    out = io.StringIO()
+    assert main(["--key-length", "1024", "--rounds", "2", "--json"], out, io.StringIO()) == 0
+    plain = json.loads(out.getvalue().splitlines()[-1])
+    assert plain["metric"] == "MSE" and plain["federated_score"] == plain["federated_mse"]
+    assert "standardisation" not in plain and "classes" not in plain
+
+
+def test_a_csv_run_reports_mse_in_the_targets_units(tmp_path: Path):
+    path = tmp_path / "patients.csv"
+    path.write_text(example_csv())
+    config = Config(
+        key_length=1024, rounds=30, dataset="csv", data_path=str(path), target="progression", warm_start=False
+    )
+    events = list(run(config, pool=None))
+    data = prepared(config)
+    w = np.zeros(11)
+    for _ in range(config.rounds):
+        w = w - 0.01 * np.mean(
+            [(X @ w - y) @ X for X, y in zip(data.hospital_X, data.hospital_y, strict=True)], axis=0
+        )
+    expected = float(np.mean((data.y_test - data.X_test @ w) ** 2))
+    assert of_type(events, RunFinished)[0].federated_mse[0] == pytest.approx(expected, rel=1e-6)
+    assert of_type(events, RunStarted)[0].target == "progression"
