@@ -30,6 +30,8 @@ def main() -> None:
             training,
             st.Page(common.RING_PAGE, title="Ring inspector", url_path="ring"),
             st.Page(common.PRIVACY_PAGE, title="Privacy", url_path="privacy"),
+            st.Page(common.WALKTHROUGH_PAGE, title="Walkthrough", url_path="walkthrough"),
+            st.Page(common.GLOSSARY_PAGE, title="Glossary", url_path="glossary"),
         ]
     )
     layout.apply()

@@ -1,0 +1,274 @@
+"""Walkthrough: one federated round of the last run told step by step with its own numbers,
+then who sees what. Drawing only: `fedviz.story` computes every step and every cell.
+
+The page draws only when Streamlit runs it (`__name__ == "__main__"`); other pages may
+import `draw_visibility` from here without drawing the walkthrough.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from fedviz.story import diagram, visibility
+from fedviz.story import walkthrough as walk
+from pages import common
+from pages.session import RunState
+
+GLOSSARY_PAGE = str(Path(__file__).resolve().parent / "glossary.py")
+SECONDS_PER_STEP = (3, 5, 8, 12)
+"""Autoplay's choices of how long each step stays on screen."""
+ANSWERS = {True: "yes", False: "no", None: "depends"}
+
+
+# --------------------------------------------------------------------------- kept choices
+
+
+def _store(name: str) -> None:
+    """on_change: the user changed this widget; its value becomes the kept choice."""
+    st.session_state[f"walk-{name}"] = st.session_state[f"w_walk_{name}"]
+
+
+def _bind(name: str, default: Any) -> dict[str, Any]:
+    """Widget arguments that show the kept choice `name` and keep the user's changes (the
+    sidebar's pattern, `pages.controls.bind`: the widget state is set from the kept value on
+    every run, so a browser that dropped the widget never reports a default back)."""
+    value = st.session_state.setdefault(f"walk-{name}", default)
+    st.session_state[f"w_walk_{name}"] = value
+    return {"key": f"w_walk_{name}", "on_change": _store, "args": (name,)}
+
+
+def _go(delta: int, stages: int) -> None:
+    """Previous / Next: move within 0..stages-1 (autoplay's clock restarts)."""
+    st.session_state["walk-stage"] = min(max(st.session_state.get("walk-stage", 0) + delta, 0), stages - 1)
+    st.session_state["walk-advanced"] = time.monotonic()
+
+
+def _play_changed(stages: int) -> None:
+    _store("play")
+    if st.session_state["walk-play"]:
+        if st.session_state.get("walk-stage", 0) >= stages - 1:  # from the end: start over
+            st.session_state["walk-stage"] = 0
+        st.session_state["walk-advanced"] = time.monotonic()
+
+
+def _new_run(state: RunState, first_round: int) -> None:
+    """A run not seen before: start at its first step."""
+    if st.session_state.get("walk-run") != id(state):
+        st.session_state["walk-run"] = id(state)
+        st.session_state["walk-stage"] = 0
+        st.session_state["walk-round"] = first_round
+        st.session_state["walk-play"] = False
+        st.session_state.pop("walk-pick", None)
+
+
+# --------------------------------------------------------------------------- the walkthrough
+
+
+def draw_walkthrough(state: RunState) -> None:
+    transcript = state.transcript
+    kept = walk.kept_rounds(transcript)
+    _new_run(state, kept[0])
+    if st.session_state.get("walk-round") not in kept:
+        st.session_state["walk-round"] = kept[0]
+
+    row = st.container(horizontal=True, vertical_alignment="bottom")
+    if len(kept) > 1:
+        with row.container(width=320):
+            round_ = st.select_slider(
+                "Round",
+                kept,
+                help="Rounds beyond the memory budget are not kept (the first and the last always are)."
+                if transcript.dropped
+                else None,
+                **_bind("round", kept[0]),
+            )
+    else:
+        round_ = kept[0]
+        row.caption(f"Round {round_} (the only one)")
+    view = walk.round_view(state.record, transcript, state.observations, int(round_))
+    stages = walk.outline(view)
+    st.session_state["walk-stage"] = min(st.session_state.get("walk-stage", 0), len(stages) - 1)
+    playing = bool(
+        row.toggle(
+            "Autoplay (for a projector)",
+            help="Steps advance by themselves and stop at the last one.",
+            **{**_bind("play", False), "on_change": _play_changed, "args": (len(stages),)},
+        )
+    )
+    with row.container(width=220):
+        interval = st.selectbox(
+            "Seconds per step",
+            SECONDS_PER_STEP,
+            **_bind("interval", SECONDS_PER_STEP[1]),
+        )
+
+    def stepper() -> None:
+        if playing:
+            _autoplay_tick(len(stages), float(interval))
+        draw_step(view, stages)
+
+    if playing:
+        st.fragment(run_every=float(interval))(stepper)()
+    else:
+        st.fragment(stepper)()
+
+
+def _autoplay_tick(stages: int, interval: float) -> None:
+    """Advance one step if its time has come; at the last step turn autoplay off (and redraw
+    the page, so the timer stops and the toggle shows it)."""
+    now = time.monotonic()
+    position = st.session_state.get("walk-stage", 0)
+    elapsed = now - st.session_state.get("walk-advanced", now)
+    shown, done = walk.autoplay(position, stages, elapsed, interval)
+    if shown != position:
+        st.session_state["walk-stage"] = shown
+        st.session_state["walk-advanced"] = now
+    if done:
+        st.session_state["walk-play"] = False
+        st.rerun(scope="app")
+
+
+def draw_step(view: walk.RoundView, stages: tuple[walk.Stage, ...]) -> None:
+    """The step indicator, Previous / Next, the ring with the actor highlighted, and the step."""
+    total = len(stages)
+    index = st.segmented_control(
+        "Step",
+        list(range(total)),
+        format_func=lambda i: f"{i + 1} · {stages[i].label}",
+        required=True,
+        label_visibility="collapsed",
+        **_bind("stage", 0),
+    )
+    index = int(index if index is not None else 0)
+    nav = st.container(horizontal=True, vertical_alignment="center")
+    nav.button(
+        "Previous",
+        icon=":material/arrow_back:",
+        disabled=index == 0,
+        on_click=_go,
+        args=(-1, total),
+        key="walk-previous",
+    )
+    nav.button(
+        "Next",
+        icon=":material/arrow_forward:",
+        type="primary",
+        disabled=index == total - 1,
+        on_click=_go,
+        args=(1, total),
+        key="walk-next",
+    )
+    nav.caption(f"Step {index + 1} of {total} · round {view.round} of {view.config.rounds}")
+
+    stage = stages[index]
+    pick = None
+    if stage.grouped:
+        if not stage.first <= st.session_state.get("walk-pick", stage.first) <= stage.last:
+            st.session_state["walk-pick"] = stage.first
+        pick = int(
+            st.select_slider(
+                "Hospital (ring position)",
+                list(range(stage.first, stage.last + 1)),
+                format_func=lambda p: f"{view.order[p - 1]} (position {p})",
+                **_bind("pick", stage.first),
+            )
+        )
+    step = walk.step(view, stage, pick)
+
+    picture, words = st.columns([2, 3], gap="medium")
+    picture.graphviz_chart(diagram.ring_dot(view.order, step.focus, view.star), width="content")
+    with words:
+        st.subheader(step.title)
+        st.markdown(f"**Who acts:** {step.actor}")
+        st.markdown(step.does)
+        st.info(f"**Holds:** {step.holds}", icon=":material/inventory_2:")
+        st.success(f"**Has just learned:** {step.learned}", icon=":material/lightbulb:")
+        st.error(f"**Cannot learn:** {step.cannot}", icon=":material/lock:")
+
+    if step.facts:
+        facts = st.container(horizontal=True)
+        for label, value in step.facts:
+            facts.metric(label, value)
+    if step.ciphertext is not None:
+        st.caption("What travelled (shortened; the Ring inspector shows every digit)")
+        st.code(step.ciphertext, language=None, wrap_lines=True)
+    if step.vectors:
+        frame = pd.DataFrame({"feature": view.features, **{name: values for name, values in step.vectors}})
+        common.number_table(frame, f"walk-vectors-{index}", "%.6g")
+    if step.mse:
+        frame = pd.DataFrame(
+            {
+                "hospital": [m.hospital for m in step.mse],
+                f"test {view.metric} before": [m.before for m in step.mse],
+                f"test {view.metric} after": [m.after for m in step.mse],
+                "change": [None if m.before is None else m.after - m.before for m in step.mse],
+            }
+        )
+        if len(frame) <= 10:
+            common.number_table(frame, "walk-mse", "%.2f")
+        else:
+            st.dataframe(
+                frame,
+                hide_index=True,
+                width="stretch",
+                height=300,
+                key="walk-mse",
+                column_config={c: st.column_config.NumberColumn(format="%.2f") for c in frame.columns[1:]},
+            )
+
+
+# --------------------------------------------------------------------------- who sees what
+
+
+def draw_visibility(state: RunState) -> None:
+    """Who sees what in this run's ring: each party alone, derived from the privacy rules."""
+    n = state.config.hospitals
+    rows = visibility.table(n)
+    frame = pd.DataFrame(
+        [
+            {
+                "party": row.party,
+                **{
+                    column: f"{ANSWERS[cell.sees]} — {cell.why}"
+                    for column, cell in zip(visibility.COLUMNS, row.cells, strict=True)
+                },
+            }
+            for row in rows
+        ]
+    )
+    st.table(frame, hide_index=True)
+    st.caption(
+        f"{n} hospitals, each party alone (nobody colluding). "
+        + (
+            "With 2 hospitals the broadcast alone exposes each one's gradient to the other."
+            if n == 2
+            else "Coalitions, the aggregate's own leak and the remedies are on the Privacy page."
+        )
+    )
+
+
+def main() -> None:
+    st.title("One federated round, step by step")
+    st.markdown(
+        "Follow one round of your last run: who acts, what it holds, what it has just learned and what "
+        "it cannot learn — with the run's own numbers. **Next** walks through it; **Autoplay** runs it on a "
+        "projector and stops at the end."
+    )
+    state = common.require_run(
+        "The walkthrough tells one federated round of the last run with its real keys, ciphertexts, "
+        "gradients and averages."
+    )
+    draw_walkthrough(state)
+    st.divider()
+    st.subheader("Who sees what")
+    draw_visibility(state)
+    st.page_link(GLOSSARY_PAGE, label="Words explained: the glossary", icon=":material/menu_book:")
+
+
+if __name__ == "__main__":
+    main()
