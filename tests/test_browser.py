@@ -723,6 +723,62 @@ def test_a_phone_browser_closes_the_menu_once(browser: Browser, server: str) -> 
     context.close()
 
 
+@pytest.mark.parametrize("hospitals", [3, 20])
+def test_the_walkthrough_tells_a_round_with_the_runs_numbers(
+    browser: Browser, server: str, hospitals: int
+) -> None:
+    """Every step of the walkthrough, forward and back, on 3 and on 20 hospitals; what the steps
+    say is checked against the same run made here (encryption changes no number)."""
+    from conftest import of_type
+
+    from fedviz.config import Config
+    from fedviz.engines.inprocess import run
+    from fedviz.events import FederatedRound
+    from fedviz.story.walkthrough import fmt_mse
+
+    config = Config(hospitals=hospitals, key_length=1024, rounds=2)
+    first = of_type(list(run(config, pool=None)), FederatedRound)[0]
+    visitor = visit(browser, server)
+    idle(visitor)
+    choose_select(visitor, "Key length", "1024 bits")
+    set_text(visitor, "Hospitals", str(hospitals))
+    set_text(visitor, "Rounds", "2")
+    pace(visitor, "full speed")
+    visitor.get_by_role("button", name="Run", exact=True).click()
+    expect(visitor.get_by_text("Results", exact=True)).to_be_visible(timeout=60_000)
+    visitor.get_by_test_id("stSidebarNav").get_by_text("Walkthrough").click()
+    idle(visitor)
+    metric = lambda label: visitor.get_by_test_id("stMetric").filter(  # noqa: E731
+        has=visitor.get_by_test_id("stMetricLabel").get_by_text(label, exact=True)
+    )
+    expect(metric("Key length").get_by_test_id("stMetricValue")).to_have_text("1024 bits (≈80-bit security)")
+    heading = visitor.get_by_role("heading", level=3).nth(0)
+    titles = [heading.inner_text()]
+    nxt = visitor.get_by_role("button", name="Next", exact=True)
+    while nxt.is_enabled():
+        nxt.click()
+        expect(heading).not_to_have_text(titles[-1])  # the next step is drawn
+        idle(visitor)
+        titles.append(heading.inner_text())
+        if len(titles) == 2:  # Hospital 1's step: its own patients, one packed ciphertext
+            expect(metric("Patients").get_by_test_id("stMetricValue")).to_have_text(str(392 // hospitals))
+            expect(metric("Ciphertexts sent").get_by_test_id("stMetricValue")).to_have_text("1")
+    assert len(titles) == (6 if hospitals == 3 else 7), titles
+    assert len(set(titles)) == len(titles), titles
+    mean = sum(first.mse) / hospitals
+    expect(metric("Mean test MSE").get_by_test_id("stMetricValue")).to_have_text(fmt_mse(mean))
+    expect(visitor.get_by_text(f"Step {len(titles)} of {len(titles)}", exact=False)).to_be_visible()
+    previous = visitor.get_by_role("button", name="Previous", exact=True)
+    for title in reversed(titles[:-1]):
+        previous.click()
+        expect(heading).to_have_text(title)
+        idle(visitor)
+    expect(previous).to_be_disabled()
+    no_exception(visitor)
+    visitor.screenshot(path=str(ARTIFACTS / f"11-walkthrough-{hospitals}.png"), full_page=True)
+    visitor.context.close()
+
+
 def test_your_own_csv_then_breast_cancer_with_a_skewed_split(browser: Browser, server: str) -> None:
     """Issue 12 in the browser: an uploaded CSV (a bad one refused beside the uploader, the
     good one kept), then the breast-cancer classifier on a label-skewed split."""
