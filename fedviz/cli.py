@@ -456,6 +456,13 @@ def format_report(record: object) -> str:
         "",
         "Plaintext yardsticks (no privacy, what pooling all data would give):",
         f"  gradient descent on the pooled data, same eta and rounds: {f.centralized_mse:.{digits}f}",
+    ]
+    if record.reference is not None and record.reference.continued_mse:
+        lines.append(
+            f"  {'the same, as many rounds as local + federated (' + str(2 * c.rounds) + '):':<58}"
+            f"{record.reference.continued_mse[-1]:.{digits}f}"
+        )
+    lines += [
         f"  {optimum + ' on the pooled data:':<58}{f.optimum_mse:.{digits}f}",
         "",
         f"Ring traffic: {f.bytes_per_round:,} bytes of ciphertext per round",

@@ -52,6 +52,9 @@ class ReferenceComputed:
     centralized_accuracy: float | None = None
     """Classification only: test accuracy of pooled gradient descent after round R."""
     optimum_accuracy: float | None = None
+    continued_mse: tuple[float, ...] = ()
+    """With a warm start: the pooled descent's rounds R+1 .. 2R, the same total number of rounds
+    as R local then R federated ones (empty with a cold start, where rounds 1 .. R compare)."""
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,8 @@ class Curves:
     rounds: int
     metric: str = "MSE"
     optimum_label: str = "least-squares optimum"
+    pooled_after: tuple[float, ...] = ()
+    """Beside the federated phase: the pooled descent over the same total rounds (warm start)."""
 
     @classmethod
     def of(cls, state: session.RunState) -> Curves:
@@ -110,6 +112,7 @@ class Curves:
             c.rounds,
             c.metric,
             "scikit-learn logistic fit" if c.model == "logistic" else "least-squares optimum",
+            r.reference.continued_mse if r.reference is not None else (),
         )
 
 
@@ -119,20 +122,24 @@ def draw_charts(curves: Curves, key: str) -> None:
         *curves.local,
         *curves.federated,
         curves.centralized,
+        curves.pooled_after,
         [curves.optimum] if curves.optimum is not None else [],
     )
     for column, (phase, title) in zip(st.columns(2), CHARTS.items(), strict=True):
         history = curves.local if phase == "local" else curves.federated
+        continued = phase == "federated" and bool(curves.pooled_after)
         figure = mse_figure(
             title,
             curves.names,
             history,
             curves.rounds,
-            curves.centralized,
+            curves.pooled_after if continued else curves.centralized,
             curves.optimum,
             yr,
             curves.metric,
             curves.optimum_label,
+            "pooled data, GD continued (same total rounds)" if continued else "pooled data, plaintext GD",
+            curves.rounds + 1 if continued else 1,
         )
         column.plotly_chart(figure, key=f"{phase}-{key}")
 
@@ -178,12 +185,17 @@ metric = state.config.metric
 logistic = state.config.model == "logistic"
 digits = 4 if logistic else 2
 best = min(finished.federated_mse)
+best_at = finished.federated_mse.index(best) + 1
+warm = state.config.warm_start
+pooled = record.pooled_comparable[-1] if record.pooled_comparable else finished.centralized_mse
 metrics = st.container(horizontal=True)  # wraps on a narrow window
 metrics.metric(
-    f"Best federated test {metric}",
+    f"Lowest final federated test {metric}",
     f"{best:.{digits}f}",
-    delta=f"{best - min(finished.local_mse):.{digits}f} vs best local",
+    delta=f"{best - min(finished.local_mse):.{digits}f} vs lowest final local",
     delta_color="inverse",
+    help=f"Hospital {best_at}'s test {metric} after the last federated round (the best hospital at the end, "
+    "not the best over the rounds); beside it, the change against the best hospital after local training.",
 )
 if logistic and finished.federated_accuracy:
     metrics.metric(
@@ -193,9 +205,16 @@ if logistic and finished.federated_accuracy:
         help=f"Share of the {record.test_rows} test rows whose label the model gets right.",
     )
 metrics.metric(
-    "Pooled data, plaintext GD",
-    f"{finished.centralized_mse:.{digits}f}",
-    help="No privacy: all data in one place.",
+    "Pooled data, same total rounds" if warm else "Pooled data, same rounds",
+    f"{pooled:.{digits}f}",
+    help=(
+        f"No privacy: all data in one place, gradient descent from zero for {2 * state.config.rounds} rounds — as "
+        f"many as the hospitals' {state.config.rounds} local plus {state.config.rounds} federated ones. (After "
+        f"{state.config.rounds} rounds it stood at {finished.centralized_mse:.{digits}f}.)"
+    )
+    if warm
+    else f"No privacy: all data in one place, gradient descent from zero for the same {state.config.rounds} rounds "
+    "(a cold-started federated run equals it, round for round).",
 )
 metrics.metric(
     "Scikit-learn logistic fit" if logistic else "Least-squares optimum",
@@ -212,6 +231,17 @@ metrics.metric(
     help=f"Key generation {timings.keygen:.3f} s, federated crypto and steps {timings.federated:.3f} s.",
 )
 
+worse = [row for row in record.table() if row["improvement"] is not None and row["improvement"] < 0]
+if worse:
+    lowest = min(100 * row["improvement"] / row["local_mse"] for row in worse)
+    st.warning(
+        f"Federation made {len(worse)} of {len(finished.federated_mse)} hospitals worse on the test set (down to "
+        f"{lowest:.1f} %): "
+        + ", ".join(row["hospital"] for row in worse[:6])
+        + (" …" if len(worse) > 6 else "")
+        + ". Their own data happened to suit the test patients better than the average step does.",
+        icon=":material/trending_down:",
+    )
 table = pd.DataFrame(record.table())
 table["improvement_pct"] = 100 * table["improvement"] / table["local_mse"]
 table["effect"] = ["better" if v > 0 else "worse" if v < 0 else "same" for v in table["improvement"]]

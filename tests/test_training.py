@@ -191,3 +191,14 @@ def test_the_estimate_grows_with_the_work():
     )
     assert estimate_seconds(Config(encoding="per-value")) > base
     assert estimate_seconds(Config(key_length=4096)) > estimate_seconds(Config(key_length=1024))
+
+
+def test_the_pooled_yardstick_runs_as_many_rounds_as_local_plus_federated():
+    """Warm start: R local then R federated rounds are set beside R + R pooled rounds from zero."""
+    from fedviz.engines.inprocess import reference
+
+    warm = reference(Config(rounds=20), split(3, 42))
+    longer = reference(Config(rounds=40, warm_start=False), split(3, 42))
+    assert warm.centralized_mse == longer.centralized_mse[:20]
+    assert warm.continued_mse == longer.centralized_mse[20:]
+    assert reference(Config(rounds=20, warm_start=False), split(3, 42)).continued_mse == ()

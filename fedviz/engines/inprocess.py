@@ -69,29 +69,37 @@ def reference(config: Config, data: Split) -> ReferenceComputed:
 
     The pooled run starts from zero and takes the ring's step: the pooled gradient divided by
     the hospital count in `sum` mode (that is what the server broadcasts), the pooled mean in
-    `mean` mode (equal blocks make the average of means the pooled mean). The optimum is the
-    model's own yardstick (least squares; scikit-learn's logistic fit).
+    `mean` mode (equal blocks make the average of means the pooled mean). With a warm start it
+    goes on for R more rounds (`continued_mse`), so the federated phase, which continues from
+    R local rounds, is compared with pooling over the same total number of rounds. The
+    optimum is the model's own yardstick (least squares; scikit-learn's logistic fit).
     """
     model = for_kind(config.model)
     X, y = data.X_pooled, data.y_pooled
     weights = np.zeros(X.shape[1])
     history = []
+    steps = 2 * config.rounds if config.warm_start else config.rounds
+    after_r = weights
     with np.errstate(all="ignore"):
-        for _ in range(config.rounds):
+        for r in range(steps):
             g = model.gradient(weights, X, y, config.gradient)
             if config.gradient == "sum":
                 g = g / config.hospitals
             weights = weights - config.learning_rate * g
             history.append(float(model.score(weights, data.X_test, data.y_test)))
+            if r + 1 == config.rounds:
+                after_r = weights
     best = model.optimum(X, y)
     optimum = float(model.score(best, data.X_test, data.y_test))
+    first, continued = tuple(history[: config.rounds]), tuple(history[config.rounds :])
     if data.task != "classification" or config.model != "logistic":
-        return ReferenceComputed(tuple(history), optimum)
+        return ReferenceComputed(first, optimum, continued_mse=continued)
     return ReferenceComputed(
-        tuple(history),
+        first,
         optimum,
-        float(model.accuracy(weights, data.X_test, data.y_test)),
+        float(model.accuracy(after_r, data.X_test, data.y_test)),
         float(model.accuracy(best, data.X_test, data.y_test)),
+        continued,
     )
 
 

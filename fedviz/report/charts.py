@@ -57,6 +57,8 @@ def mse_figure(
     y_range: tuple[float, float] | None = None,
     metric: str = "MSE",
     optimum_label: str = "least-squares optimum",
+    centralized_label: str = "pooled data, plaintext GD",
+    centralized_start: int = 1,
 ) -> go.Figure:
     """The test metric (MSE, or log-loss) per hospital per round with the plaintext reference
     lines.
@@ -117,10 +119,11 @@ def mse_figure(
             _line(
                 [i + 1 for i in ref],
                 [centralized[i] for i in ref],
-                "pooled data, plaintext GD",
+                centralized_label,
                 {"color": REFERENCE, "dash": "dot", "width": 2},
-                f"pooled GD (no privacy)<br>round %{{x}}<br>{value}<extra></extra>",
+                f"{centralized_label} (no privacy)<br>its round %{{customdata}}<br>{value}<extra></extra>",
             )
+            | {"customdata": [i + centralized_start for i in ref]}
         )
     if optimum is not None:
         traces.append(

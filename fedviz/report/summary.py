@@ -131,6 +131,14 @@ class RunRecord:
             )
         return rows
 
+    @property
+    def pooled_comparable(self) -> tuple[float, ...]:
+        """The pooled descent to set beside the federated phase: rounds R+1 .. 2R after a warm
+        start (the same total rounds), rounds 1 .. R after a cold one (the same start)."""
+        if self.reference is not None and self.reference.continued_mse:
+            return self.reference.continued_mse
+        return self.centralized
+
     def history_rows(self) -> list[dict[str, Any]]:
         """Long-format MSE history: phase, round, series, mse (for CSV)."""
         rows: list[dict[str, Any]] = []
@@ -154,6 +162,9 @@ class RunRecord:
             "federated_mse": list(self.federated[-1]) if self.federated else [],
             "centralized_mse": self.centralized[-1] if self.centralized else None,
             "optimum_mse": self.optimum,
+            "centralized_same_total_rounds_mse": self.reference.continued_mse[-1]
+            if self.reference is not None and self.reference.continued_mse
+            else None,
             "rounds_completed": {"local": len(self.local), "federated": len(self.federated)},
         }
         if self.config is not None:
