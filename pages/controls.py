@@ -483,8 +483,8 @@ def sidebar() -> Config | None:
         "Key length",
         KEY_LENGTHS,
         format_func=lambda b: f"{b} bits · ≈{SECURITY_BITS[b]}-bit security" + (" ⚠" if b == 1024 else ""),
-        help="Length of the Paillier modulus n: longer keys are harder to break and slower. 2048 bits is "
-        "today's minimum for new systems (NIST).",
+        help="How hard the lock is to break: longer keys protect for longer but every round is slower. "
+        "2048 bits is today's minimum for new systems (NIST). Words: Glossary › key length, security bits.",
         **bind("key_length"),
     )
     if key_length == 1024:
@@ -545,8 +545,9 @@ def sidebar() -> Config | None:
             "Encoding",
             ENCODINGS,
             format_func=ENCODING_LABELS.__getitem__,
-            help="How a gradient becomes the numbers that are encrypted: packed puts all 11 values "
-            "in one ciphertext; per value sends one ciphertext each, as the post does.",
+            help="How a gradient becomes the numbers that are encrypted: packed puts many values "
+            "in each ciphertext (less to send); per value sends one ciphertext each, as the post does. "
+            "Same results either way. Words: Glossary › packed slots, encoding.",
             **bind("encoding"),
         )
         st.selectbox(
@@ -555,7 +556,7 @@ def sidebar() -> Config | None:
             format_func=OBFUSCATOR_LABELS.__getitem__,
             help="Each encryption mixes in fresh randomness so equal values look different. DJN is faster "
             "and adds a short-exponent assumption (see the README); standard relies on Paillier's "
-            "assumption alone.",
+            "assumption alone. Words: Glossary › obfuscator, DJN.",
             **bind("obfuscator"),
         )
         st.selectbox(

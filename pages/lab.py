@@ -27,11 +27,16 @@ def coalitions(state: RunState) -> None:
     n = state.config.hospitals
     obs, transcript = state.observations, state.transcript
     parties = [SERVER] + [f"Hospital {k}" for k in range(1, n + 1)]
+    presets = _presets(n)
+    row = st.container(horizontal=True)
+    row.caption("Quick picks:")
+    for label, members in presets.items():
+        row.button(label, key=f"lab-preset-{label}", on_click=_pick, args=(members,), type="tertiary")
     chosen = st.pills(
         "Coalition",
         parties,
         selection_mode="multi",
-        default=[SERVER, "Hospital 2"],
+        default=None if "lab-coalition" in st.session_state else [SERVER, "Hospital 2"],
         key="lab-coalition",
         help="Pick the parties that share what they saw.",
     )
@@ -54,6 +59,16 @@ def coalitions(state: RunState) -> None:
         inverse = {p: h for h, p in positions.items()}
         in_order = frozenset(positions[h] for h in members)
         exposed = frozenset(inverse[p] for p in attacks.exposed_hospitals(in_order, with_server, n))
+    if len(members) >= n:
+        st.info(
+            "Every hospital is in this coalition: there is no one outside it whose gradient it could "
+            "recover (and together they hold all the data anyway).",
+            icon=":material/groups:",
+        )
+        return
+    if not members and not with_server:
+        st.info("Pick at least one party above.", icon=":material/touch_app:")
+        return
     if not exposed:
         st.success(
             "This coalition recovers no other hospital's gradient: what it holds is consistent with "
@@ -111,6 +126,21 @@ def coalitions(state: RunState) -> None:
     )
 
 
+def _presets(n: int) -> dict[str, list[str]]:
+    """Coalitions worth a click (a pill per party is slow to pick at 78 hospitals)."""
+    hospitals = [f"Hospital {k}" for k in range(1, n + 1)]
+    out = {"Server + Hospital 2": [SERVER, "Hospital 2"]}
+    if n >= 3:
+        out["Server + Hospital 2's neighbours"] = [SERVER, "Hospital 1", "Hospital 3"]
+    out["All hospitals but Hospital 1"] = hospitals[1:]
+    out["Server alone"] = [SERVER]
+    return out
+
+
+def _pick(members: list[str]) -> None:
+    st.session_state["lab-coalition"] = list(members)
+
+
 def _names(hospitals: object) -> str:
     return ", ".join(f"Hospital {k}" for k in sorted(hospitals))  # type: ignore[call-overload]
 
@@ -164,9 +194,13 @@ def aggregate(state: RunState) -> None:
     )
     fig.update_layout(
         height=320,
-        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        title={
+            "text": "Fitting the hospitals' XᵀX from the broadcasts: error and rank",
+            "font": {"size": 14},
+        },
         xaxis={"title": "broadcasts seen"},
-        yaxis={"title": "error of A (%)", "type": "log", "exponentformat": "e"},
+        yaxis={"title": "error of A (%)", "type": "log", "exponentformat": "e", "dtick": 1},
         yaxis2={
             "title": "rank",
             "overlaying": "y",
@@ -302,8 +336,9 @@ def exponents(state: RunState) -> None:
     )
     fig.update_layout(
         height=320,
-        margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        xaxis={"title": "|gradient value|", "type": "log"},
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        title={"text": "The exponent each value would travel with, in the clear", "font": {"size": 14}},
+        xaxis={"title": "|gradient value|", "type": "log", "dtick": 1, "exponentformat": "e"},
         yaxis={"title": "exponent sent in clear"},
         legend={"orientation": "h", "y": -0.3},
     )
@@ -316,42 +351,60 @@ def exponents(state: RunState) -> None:
 SUMMARY = pd.DataFrame(
     [
         (
-            "A curious hospital (n = 2)",
-            "nothing: it recovers the other's gradient exactly",
+            "A curious hospital, 2 hospitals",
             "—",
+            "the other hospital's gradient, exactly (own gradient and the broadcast are enough)",
             "at least 3 hospitals",
         ),
         (
-            "A curious hospital (n ≥ 3)",
+            "A curious hospital, 3 or more",
             "each other hospital's gradient",
-            "the sum of the others",
-            "keep n ≥ 3; no collusion",
+            "the sum of the others' gradients",
+            "keep 3 or more; no collusion",
         ),
         (
-            "An eavesdropper on the ring",
-            "every value (semantic security under DCR)",
-            "sizes, timing, ring order",
-            "TLS on top; fixed-size messages",
+            "An eavesdropper on a hop",
+            "every value (Paillier encryption: reading it means breaking a problem believed as hard as "
+            "factoring the key)",
+            "message sizes, timing, the ring order",
+            "TLS underneath; Flower's hops are also sealed hospital to hospital",
         ),
         (
             "Server + hospital k+1",
             "—",
-            "the prefix g₁+…+gₖ (g₁ itself for k = 1)",
-            "no collusion; masked ring start; shuffled ring; threshold decryption",
+            "the partial sum g₁+…+gₖ (for k = 1, hospital 1's gradient itself)",
+            "pairwise masks (measured below); a shuffled ring only spreads it",
         ),
-        ("n − 1 hospitals", "—", "the last hospital's gradient", "no collusion; more hospitals"),
+        (
+            "n − 1 hospitals together",
+            "—",
+            "the last hospital's gradient",
+            "no collusion; more hospitals; DP noise",
+        ),
+        (
+            "The relay (Flower)",
+            "every value: ring hops are sealed, star parts are ciphertexts",
+            "who talks to whom, sizes, timing",
+            "—",
+        ),
+        (
+            "The key holder in a star (Flower)",
+            "—",
+            "every hospital's part: it is handed them to check the sum is complete",
+            "the ring, or pairwise masks on the parts",
+        ),
         (
             "Anyone seeing the broadcasts",
             "individual gradients",
             "the pooled XᵀX (and Xᵀy) of a linear model",
-            "differential privacy on the aggregate; secure aggregation of updates only",
+            "differential privacy (measured below)",
         ),
         ("Membership questions", "—", "whether a patient was used", "differential privacy"),
         (
             "phe's default exponent",
-            "fedviz: one agreed exponent",
-            "the magnitude of each value (phe default)",
-            "fixed exponent (decrease_exponent_to) or packing",
+            "fedviz sends one agreed exponent",
+            "the size of each value (phe's default)",
+            "a fixed exponent or packing (fedviz does both)",
         ),
     ],
     columns=["threat", "what the protocol protects", "what it does not", "remedy"],
@@ -412,7 +465,7 @@ def difference_errors(state: RunState, key: str) -> None:
     fig = go.Figure(
         go.Scatter(
             x=list(range(1, len(errors) + 1)),
-            y=np.maximum(errors, 1e-18),
+            y=np.where(errors > 0, errors, np.nan),  # an exact 0 has no place on a log axis: a gap
             mode="lines+markers",
             line={"color": colour(3)},
             name="error",
@@ -423,6 +476,9 @@ def difference_errors(state: RunState, key: str) -> None:
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
         title={"text": f"Hospital 1's error against {target}, per round", "font": {"size": 14}},
         xaxis={"title": "federated round"},
-        yaxis={"title": "largest |error|", "type": "log", "exponentformat": "e"},
+        yaxis={"title": "largest |error|", "type": "log", "exponentformat": "e", "dtick": 1},
     )
     st.plotly_chart(fig, key=key)
+    zeros = int(np.sum(errors == 0))
+    if zeros:
+        st.caption(f"{zeros} of {len(errors)} rounds had an error of exactly 0: they are gaps in the line.")

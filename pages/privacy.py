@@ -65,6 +65,8 @@ def explain_difference(state: session.RunState, label: str, key: str) -> None:
                 f"true g{b + 1}": truth[b],
                 f"other g{a + 1}": fake[a],
                 f"other g{b + 1}": fake[b],
+                "true sum of the others": truth[1:].sum(axis=0),
+                "made-up sum of the others": fake[1:].sum(axis=0),
                 "what Hospital 1 recovers (sum of the others)": attack.recovered,
             }
         )

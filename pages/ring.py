@@ -24,6 +24,14 @@ st.markdown(
 state = common.require_run("The inspector shows the ciphertexts of the last run.")
 FEATURES = state.record.features
 
+
+def _size(nbytes: int) -> str:
+    """Bytes as people read them: 768 bytes, 38.4 kB, 7.68 MB."""
+    if nbytes < 1000:
+        return f"{nbytes} bytes"
+    return f"{nbytes / 1e3:.1f} kB" if nbytes < 1_000_000 else f"{nbytes / 1e6:.2f} MB"
+
+
 config, transcript = state.config, state.transcript
 keys = transcript.keys
 assert keys is not None and transcript.n is not None
@@ -249,12 +257,14 @@ traffic.metric(
 )
 traffic.metric(
     "Whole run",
-    f"{sum(h.nbytes for h in hops) * config.rounds / 1e6:.2f} MB",
-    help="Plus the broadcast average: 11 float64 values per hospital per round.",
+    _size(sum(h.nbytes for h in hops) * config.rounds),
+    help=f"{config.rounds} rounds; plus the broadcast average: {len(FEATURES)} float64 values per hospital per "
+    "round.",
 )
 st.download_button(
-    f"⬇ Round {round_} transcript (JSON, phe serialisation)",
+    f"Round {round_} transcript (JSON, phe serialisation)",
     transcript.round_json(round_),
+    icon=":material/download:",
     file_name=f"fedviz-round-{round_}.json",
     mime="application/json",
 )

@@ -27,6 +27,11 @@ st.markdown(
     "with no privacy at all."
 )
 
+links = st.container(horizontal=True)
+links.page_link(common.WALKTHROUGH_PAGE, label="One round, step by step · who sees what")
+links.page_link(common.PRIVACY_PAGE, label="Why at least 3 hospitals, and what leaks anyway")
+links.page_link(common.GLOSSARY_PAGE, label="The words explained")
+
 config = session.current_config()
 # One row that wraps instead of squeezing: Run and the pace keep their natural width, the note
 # takes the rest and drops below them when the window is narrow (projector, phone).

@@ -8,7 +8,6 @@ import `draw_visibility` from here without drawing the walkthrough.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -19,7 +18,7 @@ from fedviz.story import walkthrough as walk
 from pages import common
 from pages.session import RunState
 
-GLOSSARY_PAGE = str(Path(__file__).resolve().parent / "glossary.py")
+GLOSSARY_PAGE = common.GLOSSARY_PAGE
 SECONDS_PER_STEP = (3, 5, 8, 12)
 """Autoplay's choices of how long each step stays on screen."""
 ANSWERS = {True: "yes", False: "no", None: "depends"}
@@ -267,7 +266,7 @@ def main() -> None:
     st.divider()
     st.subheader("Who sees what")
     draw_visibility(state)
-    st.page_link(GLOSSARY_PAGE, label="Words explained: the glossary", icon=":material/menu_book:")
+    st.page_link(GLOSSARY_PAGE, label="Words explained: the glossary")
 
 
 if __name__ == "__main__":

@@ -496,3 +496,19 @@ def test_an_impossible_split_is_refused_next_to_the_data(app: AppTest) -> None:
     app.selectbox(key="w_dataset").set_value("breast-cancer").run()
     app.selectbox(key="w_engine").set_value("Flower ring").run()
     assert "Flower engine runs the post's diabetes data" in texts(app.sidebar.error)
+
+
+def test_coalition_presets_and_the_whole_ring(app: AppTest) -> None:
+    app.text_input(key="w_hospitals").set_value("5").run()
+    fast_run(app)
+    app.switch_page("pages/privacy.py").run()
+    next(b for b in app.button if b.label == "Server + Hospital 2's neighbours").click().run()
+    assert app.session_state["lab-coalition"] == ["Server", "Hospital 1", "Hospital 3"]
+    assert "Exposed in every round: **Hospital 2**" in texts(app.error)
+    next(b for b in app.button if b.label == "All hospitals but Hospital 1").click().run()
+    assert "Exposed in every round: **Hospital 1**" in texts(app.error)
+    app.session_state["lab-coalition"] = [f"Hospital {k}" for k in range(1, 6)]
+    app.run()
+    assert "Every hospital is in this coalition" in texts(app.info)
+    made_up = next(d for d in app.dataframe if "made-up sum of the others" in d.value.columns).value
+    assert (made_up["true sum of the others"] - made_up["made-up sum of the others"]).abs().max() < 1e-9

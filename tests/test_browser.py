@@ -800,7 +800,9 @@ def test_your_own_csv_then_breast_cancer_with_a_skewed_split(browser: Browser, s
     visitor.get_by_role("button", name="Run", exact=True).click()
     expect(visitor.get_by_text("Results", exact=True)).to_be_visible(timeout=60_000)
     idle(visitor)
-    expect(visitor.get_by_test_id("stMetricLabel").filter(has_text="Lowest final federated test MSE")).to_be_visible()
+    expect(
+        visitor.get_by_test_id("stMetricLabel").filter(has_text="Lowest final federated test MSE")
+    ).to_be_visible()
     visitor.screenshot(path=str(ARTIFACTS / "9-csv-results.png"), full_page=True)
 
     bad = ARTIFACTS / "not-a-table.csv"
@@ -859,3 +861,17 @@ def test_a_flower_run_shows_its_parties_and_sealed_hops(browser: Browser, server
     no_exception(visitor)
     visitor.screenshot(path=str(ARTIFACTS / "8-flower-ring.png"), full_page=True)
     visitor.context.close()
+
+
+def test_links_are_named_in_words_not_icon_names(page: Page) -> None:
+    """A link's accessible name is its words: no material icon's name (snake_case) in it."""
+    import re
+
+    for where in ("Training", "Privacy", "Walkthrough", "Glossary"):
+        page.get_by_test_id("stSidebarNav").get_by_text(where, exact=True).click()
+        idle(page)
+        names = page.get_by_role("link").all_inner_texts()
+        assert names, where
+        assert not [n for n in names if re.search(r"\b[a-z]+_[a-z_]+\b", n)], (where, names)
+    page.get_by_test_id("stSidebarNav").get_by_text("Training", exact=True).click()
+    idle(page)

@@ -214,6 +214,7 @@ def split_figure(
                 )
             )
         fig.update_layout(
+            title={"text": "Each hospital's share of each class, and the test set's", "font": {"size": 14}},
             barmode="stack",
             yaxis={"title": f"share of rows by {label}", "tickformat": ".0%"},
             margin={"l": 10, "r": 10, "t": 30, "b": 10},
@@ -234,9 +235,10 @@ def split_figure(
         )
     )
     fig.update_layout(
+        title={"text": f"Each hospital's {label}, and the test set's", "font": {"size": 14}},
         yaxis={"title": label},
         showlegend=False,
-        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
         height=340,
     )
     return fig
