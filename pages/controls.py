@@ -483,7 +483,8 @@ def sidebar() -> Config | None:
         "Key length",
         KEY_LENGTHS,
         format_func=lambda b: f"{b} bits · ≈{SECURITY_BITS[b]}-bit security" + (" ⚠" if b == 1024 else ""),
-        help="How hard the lock is to break: longer keys protect for longer but every round is slower. "
+        help="How hard the lock is to break (the length of the Paillier modulus n): longer keys protect for "
+        "longer but every round is slower. "
         "2048 bits is today's minimum for new systems (NIST). Words: Glossary › key length, security bits.",
         **bind("key_length"),
     )
