@@ -125,10 +125,10 @@ def draw_charts(curves: Curves, key: str) -> None:
     """Both MSE charts side by side, on one y range so they compare at a glance."""
     yr = y_range_for(
         *curves.local,
-        *curves.federated,
         curves.centralized,
         curves.pooled_after,
         [curves.optimum] if curves.optimum is not None else [],
+        growing=curves.federated,
     )
     for column, (phase, title) in zip(st.columns(2), CHARTS.items(), strict=True):
         history = curves.local if phase == "local" else curves.federated

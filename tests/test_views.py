@@ -2,6 +2,7 @@
 
 import json
 import math
+from itertools import pairwise
 
 import numpy as np
 from conftest import of_type
@@ -62,3 +63,12 @@ def test_y_range_ignores_non_finite_values_and_empty_figure_says_so():
     assert low < 1.0 < 3.0 <= high < 10
     fig = empty_figure("t", 20)
     assert fig.layout.annotations[0].text == "no run yet" and list(fig.layout.xaxis.range) == [1, 20]
+
+
+def test_a_live_federated_curve_only_ever_widens_the_axis():
+    local = [(5000.0, 4800.0), (4500.0, 4400.0)]
+    federated_rounds = [(4300.0, 4200.0), (4100.0, 4000.0), (3900.0, 3800.0)]
+    ranges = [y_range_for(*local, (4600.0,), growing=federated_rounds[:k]) for k in range(1, 4)]
+    for (low_a, high_a), (low_b, high_b) in pairwise(ranges):
+        assert low_b <= low_a and high_b >= high_a
+    assert ranges[-1][0] < 3800.0 < 5000.0 < ranges[-1][1]

@@ -176,9 +176,11 @@ def round_ticks(rounds: int) -> dict[str, object]:
     return {"tickformat": "d"}
 
 
-def y_range_for(*series: Sequence[float]) -> tuple[float, float]:
+def y_range_for(*series: Sequence[float], growing: Sequence[Sequence[float]] = ()) -> tuple[float, float]:
     """A common y range for the local and federated charts so they compare at a glance
-    (the lowest value to the 99th percentile, padded; non-finite values ignored)."""
+    (the lowest value to the 99th percentile, padded; non-finite values ignored), widened to
+    every finite value of the `growing` series (a live run's federated curves): as they grow
+    the range can only widen, so a live chart's axis never shrinks under the viewer."""
     values = np.fromiter(chain.from_iterable(series), dtype=float)
     values = values[np.isfinite(values)]
     if not values.size:
@@ -186,6 +188,10 @@ def y_range_for(*series: Sequence[float]) -> tuple[float, float]:
     # With many values the top 1 % (the first rounds' spike) would flatten the rest.
     top = float(np.percentile(values, 99)) if values.size >= 200 else float(values.max())
     low, high = float(values.min()), top
+    extra = np.fromiter(chain.from_iterable(growing), dtype=float)
+    extra = extra[np.isfinite(extra)]
+    if extra.size:
+        low, high = min(low, float(extra.min())), max(high, float(extra.max()))
     pad = 0.05 * (high - low or 1.0)
     return low - pad, high + pad
 
