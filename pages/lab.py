@@ -423,7 +423,7 @@ def _topology_table() -> pd.DataFrame:
             else f"only the average (its best guess is off by {e.error:.3g}): {e.how}"
         )
         rows.setdefault(e.coalition, {"coalition": e.coalition})[e.topology] = verdict
-    return pd.DataFrame(list(rows.values()), columns=["coalition", "ring", "star"])
+    return pd.DataFrame(list(rows.values()), columns=["coalition", *topology.LAYOUTS])
 
 
 def topologies() -> None:
@@ -434,15 +434,17 @@ def topologies() -> None:
         "sees only sealed bytes; in the **star** all hospitals send at once and the relay multiplies their "
         "ciphertexts. Either way the key holder decrypts one aggregate per round, and only after checking "
         "every hospital's signed statement that it is complete. Below, each coalition pools what its members "
-        "really saw and hold in a small run (3 hospitals, 1024 bits) and tries to read hospital 1's gradient:"
+        "really saw and hold in a small run (3 hospitals, 1024 bits) and tries to read hospital 1's gradient, "
+        "without and with pairwise masks:"
     )
     st.table(_topology_table(), hide_index=True)
     st.caption(
         "The ring's weak spot stays the one the seed post has: hospital k + 1 holds Enc(g1 + … + gk), so with "
         "the key holder's help it reads that sum (for k = 1, hospital 1's gradient). The star removes that "
         "spot but creates a worse one: to check that the sum is complete the key holder is handed every part, "
-        "so a curious key holder alone can read every gradient. n − 1 colluding hospitals expose the last one "
-        "in both."
+        "so a curious key holder alone can read every gradient. Pairwise masks close both spots: a partial sum "
+        "or a lone part then decrypts to noise, while the total stays exact. n − 1 colluding hospitals expose "
+        "the last one in every column."
     )
 
 

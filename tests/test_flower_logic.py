@@ -300,10 +300,23 @@ def test_what_each_coalition_reads_under_ring_and_star_is_measured():
         ("star", "relay + key holder"),
         ("star", "hospital 2 + key holder"),
         ("star", "hospitals 2 … n (all but one)"),
+        # with pairwise masks only n - 1 hospitals are left: they need no partial sum at all
+        ("ring + masks", "hospitals 2 … n (all but one)"),
+        ("star + masks", "hospitals 2 … n (all but one)"),
     }
-    # those that cannot read it are left with the average: the same, non-zero error for each
-    misses = {round(e.error, 9) for key, e in exposures.items() if key not in exact}
-    assert len(misses) == 1 and misses.pop() > 1
+    # those without a key are left with the average: the same, non-zero error for each
+    plain = {round(e.error, 9) for key, e in exposures.items() if key not in exact and "noise" not in e.how}
+    assert len(plain) == 1 and plain.pop() > 1
+    # those who decrypt a masked ciphertext read noise, far off: hospital 2 + key holder in the
+    # ring, and in the star every coalition with the key holder
+    noise = {key for key, e in exposures.items() if "noise" in e.how}
+    assert noise == {
+        ("ring + masks", "hospital 2 + key holder"),
+        ("star + masks", "the key holder"),
+        ("star + masks", "relay + key holder"),
+        ("star + masks", "hospital 2 + key holder"),
+    }
+    assert all(exposures[key].error > 1e6 for key in noise)
 
 
 def test_progress_names_the_exchange_and_its_latency():

@@ -16,6 +16,7 @@ Attempts (each a real computation, not a rule of thumb):
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,7 @@ from fedviz.engines.flower.direct import DirectTransport
 from fedviz.engines.flower.relay import Relay, Topology
 from fedviz.engines.inprocess import agreed_codec
 from fedviz.events import FederatedRound
+from fedviz.privacy.attacks import decode_masked
 from fedviz.protocol import SERVER_NAME, RingMessage, Server, hospital_name
 from fedviz.protocol.wire import from_payload
 
@@ -52,10 +54,19 @@ class Exposure:
     how: str
 
 
+LAYOUTS = ("ring", "star", "ring + masks", "star + masks")
+"""The measured columns: each topology plain and with pairwise masks (the remedy)."""
+
+
 def measure(config: Config | None = None) -> list[Exposure]:
-    """Every coalition of `COALITIONS` under ring and star, on one small real run each."""
+    """Every coalition of `COALITIONS` under each of `LAYOUTS`, on one small real run each."""
     config = config or Config(key_length=1024, rounds=1)
-    return [e for topology in ("ring", "star") for e in _measure(config, topology)]  # type: ignore[arg-type]
+    out = []
+    for layout in LAYOUTS:
+        topology, masked = layout.split(" + ")[0], layout.endswith("masks")
+        run_config = dataclasses.replace(config, masks="pairwise" if masked else "none")
+        out += [dataclasses.replace(e, topology=layout) for e in _measure(run_config, topology)]  # type: ignore[arg-type]
+    return out
 
 
 def _measure(config: Config, topology: Topology) -> list[Exposure]:
@@ -89,14 +100,19 @@ def _measure(config: Config, topology: Topology) -> list[Exposure]:
     run = transport.run
     sent = [(party, action, content) for party, action, content in transport.sent]
 
-    def score(coalition: str, estimate: np.ndarray, how: str) -> Exposure:
+    def score(coalition: str, estimate: np.ndarray, how: str, decrypted: bool = False) -> Exposure:
+        """`decrypted`: the estimate is a lone ciphertext the key holder decrypted."""
         error = float(np.max(np.abs(estimate - truth)))
-        return Exposure(topology, coalition, error <= 1e-9 * (1 + float(np.max(np.abs(truth)))), error, how)
+        exact = error <= 1e-9 * (1 + float(np.max(np.abs(truth))))
+        if decrypted and not exact and config.masks == "pairwise":
+            how += "; but it still carries pair masks the coalition has no seed for: it reads noise"
+        return Exposure(topology, coalition, exact, error, how)
 
     def decrypt_one(payload: bytes) -> np.ndarray:
-        """What the key holder reads from one hospital's lone ciphertext (a sum of one)."""
+        """What the key holder reads from one hospital's lone ciphertext (a sum of one; under
+        masks, still masked: it holds no pair seed)."""
         numbers = from_payload(server.public, payload, codec.exponent)
-        return codec.decode_sum(server.open(RingMessage(hospital_name(0), SERVER_NAME, numbers, 1)), 1)
+        return decode_masked(codec, server.open(RingMessage(hospital_name(0), SERVER_NAME, numbers, 1)), 1)
 
     out = [score("the relay", average, "no key: it sees only sealed bytes or ciphertexts, and the average")]
     if topology == "ring":
@@ -126,6 +142,7 @@ def _measure(config: Config, topology: Topology) -> list[Exposure]:
                 "hospital 2 + key holder",
                 decrypt_one(payload),
                 "hospital 2 opens hop 1, Enc(g1); the key holder decrypts it",
+                decrypted=True,
             )
         )
     else:
@@ -136,12 +153,20 @@ def _measure(config: Config, topology: Topology) -> list[Exposure]:
                 "the key holder",
                 g1,
                 "it is handed every part to check the sum is complete, and can decrypt each",
+                decrypted=True,
             )
         )
         out.append(
-            score("relay + key holder", g1, "the relay saw every part; the key holder decrypts hospital 1's")
+            score(
+                "relay + key holder",
+                g1,
+                "the relay saw every part; the key holder decrypts hospital 1's",
+                decrypted=True,
+            )
         )
-        out.append(score("hospital 2 + key holder", g1, "the key holder alone already can"))
+        out.append(
+            score("hospital 2 + key holder", g1, "the key holder decrypts hospital 1's part", decrypted=True)
+        )
     out.append(
         score("hospitals 2 … n (all but one)", n * average - sum(others), "n × average − their own gradients")
     )
