@@ -58,19 +58,19 @@ def explain_difference(state: session.RunState, label: str, key: str) -> None:
     else:
         fake = alternative_split(truth, 0, np.random.default_rng(r))
         a, b = 1, 2
-        table = pd.DataFrame(
-            {
-                "feature": FEATURES,
-                f"true g{a + 1}": truth[a],
-                f"true g{b + 1}": truth[b],
-                f"other g{a + 1}": fake[a],
-                f"other g{b + 1}": fake[b],
-                "true sum of the others": truth[1:].sum(axis=0),
-                "made-up sum of the others": fake[1:].sum(axis=0),
-                "what Hospital 1 recovers (sum of the others)": attack.recovered,
-            }
-        )
-        common.number_table(table, f"{key}-table", "%.4f")
+        columns = {
+            "feature": FEATURES,
+            f"true g{a + 1}": truth[a],
+            f"true g{b + 1}": truth[b],
+            f"other g{a + 1}": fake[a],
+            f"other g{b + 1}": fake[b],
+        }
+        if n == 3:  # g2 + g3 is the whole sum: the columns above show it
+            columns["what Hospital 1 recovers (sum of the others)"] = attack.recovered
+        else:  # the made-up split changed only g2 and g3: show that every sum still agrees
+            columns["true sum of the others"] = truth[1:].sum(axis=0)
+            columns["made-up sum (= what Hospital 1 recovers)"] = fake[1:].sum(axis=0)
+        common.number_table(pd.DataFrame(columns), f"{key}-table", "%.4f")
         same = float(np.max(np.abs(fake[1:].sum(axis=0) - truth[1:].sum(axis=0))))
         st.success(
             f"Hospital 1 recovers only the **sum** of the other {n - 1} gradients (to {attack.error:.1e}). "

@@ -510,5 +510,7 @@ def test_coalition_presets_and_the_whole_ring(app: AppTest) -> None:
     app.session_state["lab-coalition"] = [f"Hospital {k}" for k in range(1, 6)]
     app.run()
     assert "Every hospital is in this coalition" in texts(app.info)
-    made_up = next(d for d in app.dataframe if "made-up sum of the others" in d.value.columns).value
-    assert (made_up["true sum of the others"] - made_up["made-up sum of the others"]).abs().max() < 1e-9
+    made_up = next(d for d in app.dataframe if "true sum of the others" in d.value.columns).value
+    made = made_up["made-up sum (= what Hospital 1 recovers)"]
+    assert (made_up["true sum of the others"] - made).abs().max() < 1e-9
+    assert (made_up["true g2"] - made_up["other g2"]).abs().max() > 1  # the split itself differs
