@@ -361,6 +361,8 @@ def test_results_survive_page_switches(page: Page) -> None:
 def set_text(page: Page, label: str, value: str) -> None:
     """Type into a sidebar text box and commit it (Enter), as a user would."""
     box = page.get_by_test_id("stSidebar").get_by_label(label, exact=True)
+    idle(page)
+    expect(box).to_have_count(1, timeout=15_000)  # wait out a stale copy mid-rerun
     if not box.is_visible():
         page.get_by_test_id("stSidebar").get_by_text("Advanced").click()
     box.fill(value)
