@@ -493,8 +493,8 @@ def sidebar() -> Config | None:
 
     sb.text_input(
         "Hospitals",
-        help=f"How many hospitals train together: 2 to {MAX_HOSPITALS} (each keeps at least 5 of the "
-        "392 training patients). At least 3 keep each hospital's gradient private.",
+        help=f"How many hospitals train together: 2 to {MAX_HOSPITALS} (each keeps at least 5 patients). "
+        "With 3 or more no single hospital can work out another's contribution; with 2 it can.",
         **bind("hospitals"),
     )
     _error(sb, errors, "hospitals")
@@ -504,8 +504,9 @@ def sidebar() -> Config | None:
 
     sb.text_input(
         "Learning rate",
-        help="Gradient-descent step size η: how far every model moves each round, e.g. 0.01 or 1e-3. "
-        "Too large and training diverges; fedviz checks before running.",
+        help="How big a step every model takes each round (η), e.g. 0.01 or 1e-3: larger learns faster "
+        "until it overshoots and breaks; fedviz checks before running and says what works. Words: "
+        "Glossary › learning rate, gradient descent.",
         **bind("learning_rate"),
     )
     _error(sb, errors, "learning_rate")
@@ -517,13 +518,15 @@ def sidebar() -> Config | None:
     with sb.expander("Advanced", expanded=bool(advanced & set(errors))):
         st.text_input(
             "Rounds",
-            help=f"Rounds of local training, then as many federated rounds (1 to {MAX_ROUNDS}).",
+            help=f"How many times each hospital improves its model alone, then as many times together "
+            f"(1 to {MAX_ROUNDS}). More rounds: better models, longer runs.",
             **bind("rounds"),
         )
         _error(st, errors, "rounds")
         st.text_input(
             "Seed",
-            help="Seed of the shuffle and the test split, 0 to 4294967295 (42 is the post's).",
+            help="Which random shuffle deals the patients and picks the test set, 0 to 4294967295; the same "
+            "seed gives the same numbers every time (42 is the post's).",
             **bind("seed"),
         )
         _error(st, errors, "seed")
@@ -531,14 +534,15 @@ def sidebar() -> Config | None:
             "Gradient",
             GRADIENT_MODES,
             horizontal=True,
-            help="sum: the post's delta·X. mean: divided by the hospital's patients.",
+            help="What each hospital sends: sum adds up every patient's contribution (the post); mean divides "
+            "by its number of patients, so big and small hospitals weigh the same. Words: Glossary › gradient.",
             **bind("gradient"),
         )
         st.toggle(
             "Warm start",
-            help="Federated rounds continue from each hospital's local model (the post). "
-            "Off: start from zero, which equals pooled gradient descent. Differential privacy "
-            "always starts from zero.",
+            help="On: training together continues from what each hospital learnt alone (the post). Off: "
+            "everyone starts from scratch, and the result equals training on all data pooled in one place. "
+            "Differential privacy always starts from scratch. Words: Glossary › warm start.",
             disabled=bool(values["dp"]),
             **bind("warm_start"),
         )
