@@ -34,7 +34,7 @@ from fedviz.config import (
     parse_number,
 )
 from fedviz.data import split_for
-from fedviz.data.sources import example_csv, feature_names, inspect_csv
+from fedviz.data.sources import example_csv, feature_names, inspect_csv, read_csv
 from fedviz.engines.background import Engine
 from fedviz.engines.flower.scope import refusal as flower_refusal
 from fedviz.engines.inprocess import preflight
@@ -73,15 +73,15 @@ DEFAULTS: dict[str, Any] = {
     "model": "linear",
 }
 DATASET_LABELS = {
-    "diabetes": "Diabetes (the post): regression",
-    "breast-cancer": "Breast cancer: benign or malignant",
+    "diabetes": "Diabetes (regression)",
+    "breast-cancer": "Breast cancer (classification)",
     "csv": "Your own CSV file",
 }
 SPLIT_LABELS = {
-    "contiguous": "contiguous blocks (the post)",
-    "iid": "random, equal sizes",
+    "contiguous": "in order (the post)",
+    "iid": "at random",
     "by-feature": "sorted by a feature",
-    "label-skew": "label skew (Dirichlet α)",
+    "label-skew": "label skew (α)",
 }
 MODEL_LABELS = {"linear": "linear regression", "logistic": "logistic regression"}
 ENCODING_LABELS = {"packed": "packed (fast)", "per-value": "per value (the post)"}
@@ -296,20 +296,38 @@ def _uploaded() -> None:
     data = file.getvalue()
     try:
         preview = inspect_csv(data, file.name)
+        target = _first_usable_target(data, file.name, preview)
     except DataError as exc:
         text = str(exc)
         kept["upload_error"] = text[0].upper() + text[1:] + ". The previous data are kept."
         return
-    path = session.keep_upload(data)
+    path = session.keep_upload(data, file.name)
     kept.update(
         data_path=path,
         upload_name=file.name,
         upload_error=None,
         csv_columns=preview.columns,
         csv_two_valued=tuple(sorted(preview.two_valued)),
-        target=preview.columns[-1],
+        target=target,
     )
     _target_chosen(store=False)
+
+
+def _first_usable_target(data: bytes, name: str, preview: Any) -> str:
+    """The last column if the file reads with it as the target, else the first two-valued
+    column that does (a text label such as yes/no); otherwise the last column's `DataError`,
+    so a file with a bad cell is refused before it replaces anything."""
+    candidates = [preview.columns[-1], *[c for c in preview.columns if c in preview.two_valued]]
+    first_error: DataError | None = None
+    for column in candidates:
+        try:
+            read_csv(data, column, name)
+        except DataError as exc:
+            first_error = first_error or exc
+            continue
+        return str(column)
+    assert first_error is not None
+    raise first_error
 
 
 def data_box(errors: dict[str, str]) -> None:

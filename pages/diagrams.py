@@ -38,19 +38,45 @@ def ring_dot(
         'edge [color="#94a3b8", fontname="sans-serif", fontsize=10];',
         f'S [label="Server\\n(private key)", {server_style}];',
     ]
-    previous: int | None = None
+    # Runs of 4+ consecutive coalition members (nothing to point at inside them) become one box,
+    # so a big coalition stays readable: "Hospitals 2–77 (coalition)".
+    special = set(exposed) | ({selected - 1, selected, selected + 1} if selected is not None else set())
+    boxes: list[tuple[int, int]] = []  # (first, last) hospital of each box
     for k in shown:
-        style = COALITION if k in coalition else EXPOSED if k in exposed else ""
-        suffix = "\\n(exposed)" if k in exposed else ""
-        lines.append(f'H{k} [label="Hospital {k}{suffix}" {style}];')
+        if (
+            boxes
+            and boxes[-1][1] == k - 1
+            and k in coalition
+            and boxes[-1][0] in coalition
+            and not special & {k, *range(boxes[-1][0], k)}
+            and k != hospitals
+        ):
+            boxes[-1] = (boxes[-1][0], k)
+        else:
+            boxes.append((k, k))
+    boxes = [
+        b
+        for run in boxes
+        for b in ([run] if run[1] - run[0] >= 3 else [(k, k) for k in range(run[0], run[1] + 1)])
+    ]
+    previous: tuple[int, int] | None = None
+    for first, last in boxes:
+        node = f"H{first}" if first == last else f"G{first}"
+        style = COALITION if first in coalition else EXPOSED if first in exposed else ""
+        if first == last:
+            suffix = "\\n(exposed)" if first in exposed else ""
+            lines.append(f'{node} [label="Hospital {first}{suffix}" {style}];')
+        else:
+            lines.append(f'{node} [label="Hospitals {first}–{last}\\n(coalition)" {style}];')
         if previous is not None:
-            if k != previous + 1:
-                lines.append(f'gap{k} [label="…", shape=plaintext, style=""];')
-                lines.append(f"H{previous} -> gap{k} -> H{k};")
+            before = f"H{previous[0]}" if previous[0] == previous[1] else f"G{previous[0]}"
+            if first != previous[1] + 1:
+                lines.append(f'gap{first} [label="…", shape=plaintext, style=""];')
+                lines.append(f"{before} -> gap{first} -> {node};")
             else:
-                edge = HIGHLIGHT if previous == selected else ""
-                lines.append(f'H{previous} -> H{k} [label="Enc({prefix(previous)})" {edge}];')
-        previous = k
+                edge = HIGHLIGHT if previous[1] == selected else ""
+                lines.append(f'{before} -> {node} [label="Enc({prefix(previous[1])})" {edge}];')
+        previous = (first, last)
     edge = HIGHLIGHT if selected == hospitals else ""
     lines.append(f'H{hospitals} -> S [label="Enc(sum)" {edge}];')
     lines.append('S -> H1 [label="average, in the clear", style=dashed, constraint=false];')

@@ -373,7 +373,7 @@ SUMMARY = pd.DataFrame(
             "Server + hospital k+1",
             "—",
             "the partial sum g₁+…+gₖ (for k = 1, hospital 1's gradient itself)",
-            "pairwise masks (measured below); a shuffled ring only spreads it",
+            "pairwise masks (measured above); a shuffled ring only spreads it",
         ),
         (
             "n − 1 hospitals together",
@@ -397,7 +397,7 @@ SUMMARY = pd.DataFrame(
             "Anyone seeing the broadcasts",
             "individual gradients",
             "the pooled XᵀX (and Xᵀy) of a linear model",
-            "differential privacy (measured below)",
+            "differential privacy (measured above)",
         ),
         ("Membership questions", "—", "whether a patient was used", "differential privacy"),
         (
@@ -420,6 +420,8 @@ def _topology_table() -> pd.DataFrame:
         verdict = (
             f"reads it exactly (error {e.error:.0e}): {e.how}"
             if e.exact
+            else f"reads noise (off by {e.error:.0e}): {e.how}"
+            if "noise" in e.how
             else f"only the average (its best guess is off by {e.error:.3g}): {e.how}"
         )
         rows.setdefault(e.coalition, {"coalition": e.coalition})[e.topology] = verdict

@@ -189,7 +189,7 @@ def take_notices() -> list[tuple[str, str]]:
     return notices
 
 
-def keep_upload(data: bytes) -> str:
+def keep_upload(data: bytes, name: str) -> str:
     """Write an uploaded CSV to a new file of this session's own folder (0700, under the
     system's temporary directory) and return its path. Earlier uploads stay until the server
     stops (the last run's results may still read theirs); the file is the user's data for
@@ -199,8 +199,10 @@ def keep_upload(data: bytes) -> str:
         folder = tempfile.mkdtemp(prefix="fedviz-upload-")
         _FOLDERS.append(folder)
         st.session_state["upload_dir"] = folder
-    handle, path = tempfile.mkstemp(suffix=".csv", dir=folder)
-    with os.fdopen(handle, "wb") as out:
+    own = tempfile.mkdtemp(dir=folder)  # one folder per upload: the file keeps the user's name
+    safe = "".join(c if c.isalnum() or c in "._- " else "_" for c in os.path.basename(name)) or "data.csv"
+    path = os.path.join(own, safe)
+    with open(path, "wb") as out:
         out.write(data)
     return path
 

@@ -19,12 +19,20 @@ from fedviz.report.estimate import human_duration
 from pages import common, controls, session
 
 st.title("Federated learning on encrypted gradients")
+_chosen = session.current_config()
+_who = {
+    "diabetes": "some diabetes patients",
+    "breast-cancer": "some breast-tumour records",
+    "csv": "some rows of your file",
+}[_chosen.dataset if _chosen is not None else "diabetes"]
 st.markdown(
-    "Hospitals each hold some diabetes patients. First each trains alone (**local**); then they "
+    f"Hospitals each hold {_who}. First each trains alone (**local**); then they "
     "train together (**federated**): every round their gradients travel round a ring **encrypted** "
     "with the server's Paillier key, are added under encryption, and only the total is decrypted. "
-    "Dotted and dashed grey lines are plaintext yardsticks: what pooling everyone's data would give, "
-    "with no privacy at all."
+    "Each hospital keeps its own model (they start from what each learnt alone), so their curves stay "
+    "apart. Dotted and dashed grey lines are plaintext yardsticks: what pooling everyone's data would "
+    "give, with no privacy at all. (“The post” is the python-paillier blog post on federated learning "
+    "that this reproduces; its settings are the defaults.)"
 )
 
 links = st.container(horizontal=True)
@@ -194,13 +202,22 @@ best_at = finished.federated_mse.index(best) + 1
 warm = state.config.warm_start
 pooled = record.pooled_comparable[-1] if record.pooled_comparable else finished.centralized_mse
 metrics = st.container(horizontal=True)  # wraps on a narrow window
+count = len(finished.federated_mse)
+mean_fed = sum(finished.federated_mse) / count
+mean_local = sum(finished.local_mse) / count
 metrics.metric(
-    f"Lowest final federated test {metric}",
-    f"{best:.{digits}f}",
-    delta=f"{best - min(finished.local_mse):.{digits}f} vs lowest final local",
+    f"Federated test {metric}, mean of {count} hospitals",
+    f"{mean_fed:.{digits}f}",
+    delta=f"{mean_fed - mean_local:.{digits}f} vs local",
     delta_color="inverse",
-    help=f"Hospital {best_at}'s test {metric} after the last federated round (the best hospital at the end, "
-    "not the best over the rounds); beside it, the change against the best hospital after local training.",
+    help=f"Each hospital's test {metric} after the last federated round, averaged over the hospitals; beside "
+    f"it, the change against the same average after local training alone ({mean_local:.{digits}f}).",
+)
+metrics.metric(
+    f"Best hospital after federation (Hospital {best_at})",
+    f"{best:.{digits}f}",
+    help=f"The lowest final federated test {metric} of any hospital: the best one at the end, not the best "
+    "over the rounds.",
 )
 if logistic and finished.federated_accuracy:
     metrics.metric(
@@ -215,11 +232,14 @@ metrics.metric(
     help=(
         f"No privacy: all data in one place, gradient descent from zero for {2 * state.config.rounds} rounds — as "
         f"many as the hospitals' {state.config.rounds} local plus {state.config.rounds} federated ones. (After "
-        f"{state.config.rounds} rounds it stood at {finished.centralized_mse:.{digits}f}.)"
+        f"{state.config.rounds} rounds it stood at {finished.centralized_mse:.{digits}f}.) It takes the ring's "
+        "step — the pooled gradient divided by the number of hospitals, what the server broadcasts — so it "
+        "changes with the hospital count."
     )
     if warm
     else f"No privacy: all data in one place, gradient descent from zero for the same {state.config.rounds} rounds "
-    "(a cold-started federated run equals it, round for round).",
+    "with the ring's step (the pooled gradient divided by the number of hospitals); a cold-started federated "
+    "run equals it, round for round.",
 )
 metrics.metric(
     "Scikit-learn logistic fit" if logistic else "Least-squares optimum",
@@ -307,7 +327,7 @@ if record.budget is not None or record.masks is not None:
 
 downloads = st.container(horizontal=True)
 downloads.download_button(
-    "MSE history (CSV)",
+    f"{state.config.metric} history (CSV)",
     pd.DataFrame(record.history_rows()).to_csv(index=False),
     icon=":material/download:",
     file_name="fedviz-mse-history.csv",

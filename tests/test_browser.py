@@ -266,7 +266,7 @@ def test_stop_interrupts_a_run_and_keeps_the_previous_results(page: Page) -> Non
     expect(stopped).to_be_visible(timeout=20_000)
     idle(page)
     expect(page.get_by_text("The previous results are kept.", exact=False)).to_be_visible(timeout=20_000)
-    expect(page.get_by_test_id("stMetricValue").first).to_have_text("3598.62", timeout=20_000)
+    expect(page.get_by_test_id("stMetricValue").first).to_have_text("3716.51", timeout=20_000)
     no_exception(page)
     page.screenshot(path=str(ARTIFACTS / "2b-training-stopped.png"), full_page=True)
     pace(page, "watchable")
@@ -354,7 +354,7 @@ def test_another_session_has_its_own_state(page: Page, browser: Browser, server:
 def test_results_survive_page_switches(page: Page) -> None:
     page.get_by_test_id("stSidebarNav").get_by_text("Training").click()
     idle(page)
-    expect(page.get_by_test_id("stMetricValue").first).to_have_text("3598.62")
+    expect(page.get_by_test_id("stMetricValue").first).to_have_text("3716.51")
     no_exception(page)
 
 
@@ -429,7 +429,7 @@ def test_a_heavy_run_neither_stalls_another_session_nor_survives_stop(browser: B
     pace(light, "full speed")
     started = time.monotonic()
     light.get_by_role("button", name="Run", exact=True).click()
-    expect(light.get_by_test_id("stMetricValue").first).to_have_text("3598.62", timeout=30_000)
+    expect(light.get_by_test_id("stMetricValue").first).to_have_text("3716.51", timeout=30_000)
     light_s = time.monotonic() - started
     expect(heavy.get_by_test_id("stProgress")).to_contain_text("encryption randomness ready")  # still going
 
@@ -610,7 +610,7 @@ def test_nothing_is_clipped_on_a_projector(browser: Browser, server: str) -> Non
 
         pace_to("full speed")
         small.get_by_role("button", name="Run", exact=True).click()
-        expect(small.get_by_test_id("stMetricValue").first).to_have_text("3598.62", timeout=30_000)
+        expect(small.get_by_test_id("stMetricValue").first).to_have_text("3716.51", timeout=30_000)
         idle(small)
         small.get_by_text("How the data is split across hospitals").click()
         settled("Training")
@@ -655,7 +655,7 @@ def test_on_a_phone_the_menu_gets_out_of_the_way(browser: Browser, server: str) 
     phone.get_by_role("radiogroup", name="Pace").get_by_role("radio", name="full speed").click()
     idle(phone)
     phone.get_by_role("button", name="Run", exact=True).click()
-    expect(phone.get_by_test_id("stMetricValue").first).to_have_text("3598.62", timeout=30_000)
+    expect(phone.get_by_test_id("stMetricValue").first).to_have_text("3716.51", timeout=30_000)
     idle(phone)
     assert readable() == []
     phone.screenshot(path=str(ARTIFACTS / "7-phone-training.png"))
@@ -688,7 +688,7 @@ def test_four_sessions_running_at_once_keep_their_settings(browser: Browser, ser
     for v in visitors:
         v.get_by_role("button", name="Run", exact=True).click()
     for v in visitors:
-        expect(v.get_by_test_id("stMetricValue").first).to_have_text("3598.62", timeout=60_000)
+        expect(v.get_by_test_id("stMetricValue").first).to_have_text("3716.51", timeout=60_000)
         idle(v)
         expect(v.get_by_test_id("stSidebar").get_by_label("Learning rate", exact=True)).to_have_value("0.01")
         expect(v.get_by_test_id("stSidebar").get_by_label("Hospitals", exact=True)).to_have_value("3")
@@ -803,7 +803,7 @@ def test_your_own_csv_then_breast_cancer_with_a_skewed_split(browser: Browser, s
     expect(visitor.get_by_text("Results", exact=True)).to_be_visible(timeout=60_000)
     idle(visitor)
     expect(
-        visitor.get_by_test_id("stMetricLabel").filter(has_text="Lowest final federated test MSE")
+        visitor.get_by_test_id("stMetricLabel").filter(has_text="Federated test MSE, mean of 3 hospitals")
     ).to_be_visible()
     visitor.screenshot(path=str(ARTIFACTS / "9-csv-results.png"), full_page=True)
 
@@ -813,10 +813,16 @@ def test_your_own_csv_then_breast_cancer_with_a_skewed_split(browser: Browser, s
     idle(visitor)
     expect(sidebar.get_by_text("is not a text file")).to_be_visible(timeout=20_000)
     expect(sidebar.get_by_text("Using patients.csv.")).to_be_visible()  # the good file is kept
+    cell = ARTIFACTS / "bad-cell.csv"
+    cell.write_text("age,bmi,progression\n50,abc,151\n60,22.1,75\n70,30.2,141\n")
+    sidebar.locator("input[type='file']").set_input_files(str(cell))
+    idle(visitor)
+    expect(sidebar.get_by_text("row 2, column 'bmi' of bad-cell.csv is 'abc'", exact=False)).to_be_visible()
+    expect(sidebar.get_by_text("Using patients.csv.")).to_be_visible()  # still the good file
     expect(visitor.get_by_text("Results", exact=True)).to_be_visible()  # and so are the results
 
-    choose_select(visitor, "Data", "Breast cancer: benign or malignant")
-    choose_select(visitor, "Split", "label skew (Dirichlet α)")
+    choose_select(visitor, "Data", "Breast cancer (classification)")
+    choose_select(visitor, "Split", "label skew (α)")
     expect(sidebar.get_by_text("logistic regression")).to_be_visible()
     visitor.get_by_role("button", name="Run", exact=True).click()
     expect(visitor.get_by_test_id("stMetricLabel").filter(has_text="Best federated accuracy")).to_be_visible(

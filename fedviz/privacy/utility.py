@@ -46,6 +46,9 @@ class UtilityCurve:
     points: tuple[UtilityPoint, ...]
     no_dp: float
     """The same settings without DP (cold start, no clipping, no noise)."""
+    clipped_only: float
+    """Clipping at C but no noise: what DP's clipping alone does to the descent (it can help or
+    hurt on a given test set, before any noise)."""
     optimum: float
     """The least-squares optimum on the pooled training data (test MSE)."""
     delta: float
@@ -72,7 +75,8 @@ def pooled_average(
 
 
 def final_mse(config: Config, data: Split, sigma: float | None, rng: np.random.Generator) -> float:
-    """The test metric after the federated rounds from zero; `sigma` None means no DP at all."""
+    """The test metric after the federated rounds from zero; `sigma` None means no DP at all,
+    0 clipping without noise."""
     weights = np.zeros(data.X_pooled.shape[1])
     clip = None if sigma is None else config.dp_clip
     with np.errstate(all="ignore"):
@@ -96,6 +100,7 @@ def curve(config: Config, epsilons: Sequence[float] = EPSILONS, repeats: int = 5
     return UtilityCurve(
         tuple(points),
         final_mse(config, data, None, rng),
+        final_mse(config, data, 0.0, rng),
         optimum,
         config.dp_delta,
         config.dp_clip,

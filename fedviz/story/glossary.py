@@ -317,6 +317,46 @@ ENTRIES: tuple[Entry, ...] = (
         "which are useless without the private key, and the broadcast average, which is public anyway.",
         ("eavesdropping",),
     ),
+    Entry(
+        "Logistic regression",
+        "A model that predicts one of two labels, such as benign or malignant, as a probability between 0 "
+        "and 1. Hospitals train it exactly like the linear model: each computes its gradient on its own "
+        "rows and the ring adds them encrypted.",
+        ("logistic", "classifier", "classification"),
+    ),
+    Entry(
+        "Log-loss",
+        "How wrong a classifier's probabilities are on the test rows: 0 is perfect, and confident wrong "
+        "answers cost the most. Lower is better, like the MSE for a regression.",
+        ("log loss", "cross-entropy"),
+    ),
+    Entry(
+        "Accuracy",
+        "The share of test rows whose label the classifier gets right. It is easy to read but blunt: a "
+        "model that is barely sure counts the same as one that is certain, which the log-loss does not.",
+        (),
+    ),
+    Entry(
+        "Split",
+        "How the training rows are dealt to the hospitals, to mimic how real sites differ. They can go in "
+        "order, at random, sorted by a feature (young and old hospitals), or with a label skew, where each "
+        "hospital sees mostly one outcome (smaller α, more lopsided).",
+        ("label skew", "by-feature", "Dirichlet"),
+    ),
+    Entry(
+        "Star",
+        "The other way to aggregate on Flower: every hospital sends its encrypted gradient to a relay at "
+        "once, the relay multiplies them and hands the product to the key holder. It is faster than the "
+        "ring, but the key holder is shown every part so that it can check the sum is complete.",
+        ("star topology",),
+    ),
+    Entry(
+        "Standardisation",
+        "Rescaling every feature to mean 0 and standard deviation 1 so that no unit dominates the "
+        "training. fedviz computes the pooled means and deviations through the encrypted ring, so no "
+        "hospital sees another's statistics.",
+        ("standardised", "standardise"),
+    ),
 )
 
 

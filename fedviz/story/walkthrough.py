@@ -571,7 +571,7 @@ def broadcast_step(view: RoundView) -> Step:
     )
     return Step(
         title="The average is broadcast and every model steps",
-        actor=SERVER_NAME,
+        actor=f"{SERVER_NAME} (broadcasts), then every hospital (steps)",
         does=(
             f"The server divides the total by {n} and broadcasts the average ā in the clear (below). Every "
             f"hospital takes the same step w ← w − η·ā with η = {eta:g}. Round {view.round}: {change}"
