@@ -77,7 +77,8 @@ class Hospital:
         return int(self._X.shape[0])
 
     def gradient(self) -> np.ndarray:
-        """The gradient of the squared error on this hospital's rows at its weights."""
+        """The gradient of its model's loss (squared error, or log-loss) on its own rows at its
+        weights."""
         return np.asarray(self._model.gradient(self.weights, self._X, self._y, self._mode))
 
     @property
