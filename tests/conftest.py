@@ -38,7 +38,7 @@ def alive(pid: int) -> bool:
     """True while process `pid` exists and is not a zombie."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].split()[0] != "Z"
-    except (FileNotFoundError, IndexError):
+    except (OSError, IndexError):  # gone (ENOENT), or going while read (ESRCH)
         return False
 
 
