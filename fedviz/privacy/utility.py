@@ -86,10 +86,16 @@ def final_mse(config: Config, data: Split, sigma: float | None, rng: np.random.G
     return float(for_kind(config.model).score(weights, data.X_test, data.y_test))
 
 
-def curve(config: Config, epsilons: Sequence[float] = EPSILONS, repeats: int = 5) -> UtilityCurve:
-    """Test MSE against epsilon for the config's hospitals, rounds, learning rate, clip and delta."""
+def curve(
+    config: Config,
+    epsilons: Sequence[float] = EPSILONS,
+    repeats: int = 5,
+    rng: np.random.Generator | None = None,
+) -> UtilityCurve:
+    """Test MSE against epsilon for the config's hospitals, rounds, learning rate, clip and delta
+    (`rng`: the noise's generator, fresh from the operating system unless a test fixes it)."""
     data = prepared(config)
-    rng = np.random.default_rng()
+    rng = rng or np.random.default_rng()
     points = []
     for eps in epsilons:
         z = noise_multiplier(float(eps), config.dp_delta, config.rounds)
