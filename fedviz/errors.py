@@ -57,6 +57,12 @@ class DataError(FedvizError, ValueError):
     not numeric, a missing target column, too few rows for the hospitals, a split that
     cannot be made. The message is one sentence in words that names what to change."""
 
+    @property
+    def plain(self) -> str:
+        """The sentence a form shows: capitalised, with a full stop."""
+        text = str(self)
+        return text[:1].upper() + text[1:] + "."
+
 
 class EncodingOverflow(FedvizError, OverflowError):
     """A value does not fit the agreed fixed-point encoding; it is never wrapped silently."""

@@ -34,7 +34,7 @@ from fedviz.config import (
     parse_number,
 )
 from fedviz.data import split_for
-from fedviz.data.sources import example_csv, feature_names, inspect_csv, read_csv
+from fedviz.data.sources import example_csv, feature_names, inspect_csv, usable_target
 from fedviz.engines.background import Engine
 from fedviz.engines.flower.scope import refusal as flower_refusal
 from fedviz.engines.inprocess import preflight
@@ -146,38 +146,23 @@ def engine() -> tuple[Engine, str]:
 # --------------------------------------------------------------------------- validation
 
 
+@session.data_cached
 def _data_problem(config: Config) -> str | None:
     """Why the configured data cannot be used (a bad CSV cell, too few rows, an impossible
-    split), in words; None if it can. A CSV's answer is kept in its session only."""
+    split), in words; None if it can."""
     if config.is_the_posts_data:
         return None
-    if config.dataset == "csv":
-        return session.per_session(("data-problem", config), lambda: _check_data(config))
-    return _public_data_problem(config)
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def _public_data_problem(config: Config) -> str | None:
-    return _check_data(config)
-
-
-def _check_data(config: Config) -> str | None:
     try:
         split_for(config)
     except DataError as exc:
-        text = str(exc)
-        return text[0].upper() + text[1:] + "."
+        return exc.plain
     return None
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
+@session.data_cached
 def _divergence(config: Config) -> str | None:
     """Why the learning rate is refused, if the plaintext protocol predicts divergence, and
-    what would work (public data only, so the cache may be shared)."""
-    return _advice(config)
-
-
-def _advice(config: Config) -> str | None:
+    what would work."""
     problem = preflight(config)
     return None if problem is None else refusal(config, problem)
 
@@ -251,11 +236,7 @@ def validate(values: dict[str, Any]) -> tuple[Config | None, dict[str, str]]:
     problem = _data_problem(config)
     if problem is not None:
         return None, {"data": problem}
-    problem = (
-        session.per_session(("divergence", config), lambda: _advice(config))
-        if config.dataset == "csv"
-        else _divergence(config)
-    )
+    problem = _divergence(config)
     if problem is not None:
         return None, {"learning_rate": problem}
     return config, {}
@@ -296,10 +277,9 @@ def _uploaded() -> None:
     data = file.getvalue()
     try:
         preview = inspect_csv(data, file.name)
-        target = _first_usable_target(data, file.name, preview)
+        target = usable_target(data, file.name, preview)
     except DataError as exc:
-        text = str(exc)
-        kept["upload_error"] = text[0].upper() + text[1:] + ". The previous data are kept."
+        kept["upload_error"] = exc.plain + " The previous data are kept."
         return
     path = session.keep_upload(data, file.name)
     kept.update(
@@ -311,23 +291,6 @@ def _uploaded() -> None:
         target=target,
     )
     _target_chosen(store=False)
-
-
-def _first_usable_target(data: bytes, name: str, preview: Any) -> str:
-    """The last column if the file reads with it as the target, else the first two-valued
-    column that does (a text label such as yes/no); otherwise the last column's `DataError`,
-    so a file with a bad cell is refused before it replaces anything."""
-    candidates = [preview.columns[-1], *[c for c in preview.columns if c in preview.two_valued]]
-    first_error: DataError | None = None
-    for column in candidates:
-        try:
-            read_csv(data, column, name)
-        except DataError as exc:
-            first_error = first_error or exc
-            continue
-        return str(column)
-    assert first_error is not None
-    raise first_error
 
 
 def data_box(errors: dict[str, str]) -> None:

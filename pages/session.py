@@ -217,6 +217,20 @@ def _remove_uploads() -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def data_cached(compute: Callable[[Config], T]) -> Callable[[Config], T]:
+    """`compute(config)` remembered: in Streamlit's shared cache for the built-in data sets
+    (public), in this session only for an uploaded file (the user's own data, which a
+    shared cache must never hold)."""
+    shared = st.cache_data(show_spinner=False, max_entries=64)(compute)
+
+    def remembered(config: Config) -> T:
+        if config.dataset == "csv":
+            return per_session((compute.__qualname__, config), lambda: compute(config))
+        return shared(config)
+
+    return remembered
+
+
 def per_session(key: Hashable, compute: Callable[[], T]) -> T:
     """`compute()`, remembered in this session only (for results drawn from the session's own
     uploaded data, which a shared cache must never hold); the last 8 are kept."""

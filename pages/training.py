@@ -353,20 +353,9 @@ SPLIT_WORDS = {
 SplitView = tuple[list[int], list[list[float]], list[float], str, tuple[str, ...]]
 
 
+@session.data_cached
 def _split_view(config: Config) -> SplitView:
-    """Each hospital's targets and the test set's: shared cache for the built-in data, this
-    session's memory for an uploaded file."""
-    if config.dataset == "csv":
-        return session.per_session(("split-view", config), lambda: _targets(config))
-    return _public_split_view(config)
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def _public_split_view(config: Config) -> SplitView:
-    return _targets(config)
-
-
-def _targets(config: Config) -> SplitView:
+    """Each hospital's targets and the test set's."""
     data = prepared(config)
     return (
         list(data.patients),

@@ -256,3 +256,17 @@ def test_a_csv_run_reports_mse_in_the_targets_units(tmp_path: Path):
     expected = float(np.mean((data.y_test - data.X_test @ w) ** 2))
     assert of_type(events, RunFinished)[0].federated_mse[0] == pytest.approx(expected, rel=1e-6)
     assert of_type(events, RunStarted)[0].target == "progression"
+
+
+def test_the_offered_target_is_one_the_file_reads_with():
+    from fedviz.data.sources import usable_target
+
+    plain = csv_bytes(["age,bmi,y", "50,22,151", "60,30,75"])
+    assert usable_target(plain, "t.csv", inspect_csv(plain)) == "y"
+    labelled = csv_bytes(["sick,age,note", "yes,50,1", "no,60,x"])  # no column works as the target
+    with pytest.raises(DataError, match="row 2, column 'sick'"):  # the last column's error
+        usable_target(labelled, "t.csv", inspect_csv(labelled))
+    text_label = csv_bytes(["age,bmi,sick", "50,22,yes", "60,30,no"])
+    assert usable_target(text_label, "t.csv", inspect_csv(text_label)) == "sick"
+    label_first = csv_bytes(["sick,age,bmi", "yes,50,22", "no,60,30"])  # bmi fails: 'sick' is text
+    assert usable_target(label_first, "t.csv", inspect_csv(label_first)) == "sick"

@@ -115,6 +115,23 @@ def inspect_csv(data: bytes, name: str = "the CSV file") -> CsvPreview:
     return CsvPreview(tuple(header), two, len(body))
 
 
+def usable_target(data: bytes, name: str, preview: CsvPreview) -> str:
+    """The column a form offers as the target: the last one if the file reads with it, else
+    the first two-valued column that does (a text label such as yes/no). Otherwise the last
+    column's `DataError`, so a file with a bad cell is refused before it replaces anything."""
+    candidates = [preview.columns[-1], *[c for c in preview.columns if c in preview.two_valued]]
+    first_error: DataError | None = None
+    for column in candidates:
+        try:
+            read_csv(data, column, name)
+        except DataError as exc:
+            first_error = first_error or exc
+            continue
+        return column
+    assert first_error is not None
+    raise first_error
+
+
 def _table(data: bytes, name: str) -> tuple[list[str], list[list[str]]]:
     if len(data) > MAX_CSV_BYTES:
         raise DataError(

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fedviz.config import DEFAULT_DP_CLIP, Config
+from fedviz.config import Config
 from fedviz.crypto.encoding import Codec
 from fedviz.data import prepared
 from fedviz.engines.inprocess import agreed_codec, run
@@ -65,7 +65,6 @@ def variant_config(base: Config, remedy: str, epsilon: float | None = None) -> C
         warm_start=False,
         masks="pairwise" if "masks" in remedy else "none",
         dp_epsilon=(epsilon or base.dp_epsilon or DEFAULT_EPSILON) if dp else None,
-        dp_clip=base.dp_clip if base.dp_clip else DEFAULT_DP_CLIP,
     )
 
 
@@ -128,25 +127,24 @@ def known_masks(
     round_: int,
     count: int,
     n: int,
-) -> tuple[list[int], int]:
-    """The part of a prefix's masks the coalition can compute (mod n), and how many pair
-    masks on it it cannot. `inside`: 0-based hospitals in the prefix; `coalition`: 0-based."""
+) -> list[int]:
+    """The part of a prefix's masks the coalition can compute (mod n): those of the pairs the
+    prefix cuts with a member at either end. `inside`: 0-based hospitals in the prefix;
+    `coalition`: 0-based."""
     inside = set(inside)
     total = [0] * count
-    missing = 0
     for i in inside:
         for j in range(len(masks)):
             if j in inside:
                 continue  # both ends in the prefix: the pair's masks cancel
             holder = i if i in coalition else j if j in coalition else None
             if holder is None:  # neither end is a member: this seed is out of reach
-                missing += 1
                 continue
             other = j if holder == i else i
             sign = masks[i].sign(j)
             for c in range(count):
                 total[c] = (total[c] + sign * masks[holder].pair_mask(other, round_, c, n)) % n
-    return total, missing
+    return total
 
 
 def attempt(v: Variant, members: frozenset[int], with_server: bool, round_: int = 1) -> Attempt:
@@ -188,7 +186,7 @@ def coalition_attempt(
             plain = attacks.open_hop(server, hops[j - 2])  # the member at j received P_{j-1}
             inside = [at[p] - 1 for p in range(1, j)]
             if masks is not None:
-                known, _ = known_masks(masks, coalition0, inside, round_, len(plain), modulus)
+                known = known_masks(masks, coalition0, inside, round_, len(plain), modulus)
                 plain = [(x - m) % modulus for x, m in zip(plain, known, strict=True)]
             prefixes[j - 1] = attacks.decode_masked(codec, plain, j - 1)
     recovered = attacks.coalition_recovery(members_pos, prefixes, own, obs.averages[round_ - 1], n)

@@ -14,7 +14,6 @@ estimate, not a protection, and a point repeats `repeats` runs to show the sprea
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -112,7 +111,3 @@ def curve(
         config.dp_clip,
         config.rounds,
     )
-
-
-def is_finite(c: UtilityCurve) -> bool:
-    return all(math.isfinite(m) for p in c.points for m in p.mse)
