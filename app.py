@@ -23,6 +23,9 @@ def main() -> None:
         page_title="fedviz · federated learning with Paillier", page_icon=str(FAVICON), layout="wide"
     )
     st.cache_resource(start_forkserver)()  # once per server process; holds nothing secret
+    taken = session.reattach()  # a page reloaded during a run takes it over (`?run=` in its URL)
+    if taken is not None:
+        controls.adopt(taken.settings)
     session.collect()  # a run that ended since the last script run: take in its results
     training = st.Page(common.TRAINING_PAGE, title="Training", default=True, url_path="training")
     page = st.navigation(

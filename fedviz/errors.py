@@ -55,13 +55,28 @@ class ConfigError(FedvizError, ValueError):
 class DataError(FedvizError, ValueError):
     """The data cannot be used as asked: a CSV that is missing, empty, binary, too large or
     not numeric, a missing target column, too few rows for the hospitals, a split that
-    cannot be made. The message is one sentence in words that names what to change."""
+    cannot be made. The message is one sentence in words that names what to change.
+
+    `file`, when given, is the user's own file name as the message spells it (e.g.
+    "constant_target.csv"): a sentence that starts with it keeps its case in `plain`.
+    """
+
+    def __init__(self, message: str, *, file: str | None = None) -> None:
+        super().__init__(message)
+        self.file = file
+
+    def __reduce__(self) -> tuple[object, ...]:  # keeps `file` across processes
+        return (type(self), (str(self),), {"file": self.file})
 
     @property
     def plain(self) -> str:
-        """The sentence a form shows: capitalised, with a full stop."""
+        """The sentence a form shows, with a full stop: the first letter capitalised unless
+        the sentence starts with `file` ("data.csv is empty." stays as the user named it,
+        "row 2, ..." becomes "Row 2, ...")."""
         text = str(self)
-        return text[:1].upper() + text[1:] + "."
+        if not (self.file and text.startswith(self.file)):
+            text = text[:1].upper() + text[1:]
+        return text + "."
 
 
 class EncodingOverflow(FedvizError, OverflowError):

@@ -116,11 +116,27 @@ def run_banner(key: str) -> None:
 # --------------------------------------------------------------------------- starting runs
 
 
-def forecast(config: Config, pause: float = 0.0, engine: tuple[str, str] = ("inprocess", "ring")) -> float:
-    """Expected wall time of a run with presentation pauses, on the chosen engine."""
+def work_forecast(config: Config, engine: tuple[str, str] = ("inprocess", "ring")) -> float:
+    """Expected wall time of a run without presentation pauses: the model, with the runs
+    already in flight on this server sharing the cores (not for Flower, whose time is latency)."""
     if engine[0] == "flower":
-        return flower_seconds(config, engine[1]) + config.rounds * pause
-    return estimate_seconds(config) + config.rounds * pause
+        return flower_seconds(config, engine[1])
+    return estimate_seconds(config, others=running_jobs())
+
+
+def busy_note(engine: tuple[str, str]) -> str:
+    """Words for the forecast when other runs share this server's cores."""
+    others = running_jobs()
+    if engine[0] == "flower" or not others:
+        return ""
+    return f" · {others} other run{'s' if others > 1 else ''} in flight on this server share its cores"
+
+
+def forecast(config: Config, pause: float = 0.0, engine: tuple[str, str] = ("inprocess", "ring")) -> float:
+    """Expected wall time of a run with presentation pauses, on the chosen engine, scaled by
+    how this server's recent runs compared with their forecasts."""
+    factor = session.calibration(engine[0]).factor()
+    return work_forecast(config, engine) * factor + config.rounds * pause
 
 
 def confirmed(config: Config, seconds: float, key: str) -> bool:
@@ -164,7 +180,7 @@ def offer_run(where: str) -> None:
     engine = controls.engine()
     ok = confirmed(config, forecast(config, pause, engine), "offer")
     if st.button(f"Run now ({describe(config)})", type="primary", key="offer-run", disabled=not ok):
-        session.start(config, pause=pause, engine=engine)
+        session.start(config, pause=pause, engine=engine, forecast_s=work_forecast(config, engine))
         st.rerun()
 
 

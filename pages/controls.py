@@ -130,6 +130,12 @@ def bind(name: str) -> dict[str, Any]:
     return {"key": key, "on_change": _store, "args": (name,)}
 
 
+def adopt(kept: dict[str, Any]) -> None:
+    """Show the settings a run was started with (a page reloaded during that run)."""
+    if kept:
+        st.session_state["settings"] = {**DEFAULTS, **kept}
+
+
 def reset() -> None:
     st.session_state["settings"] = dict(DEFAULTS)
 
@@ -279,7 +285,8 @@ def _uploaded() -> None:
         preview = inspect_csv(data, file.name)
         target = usable_target(data, file.name, preview)
     except DataError as exc:
-        kept["upload_error"] = exc.plain + " The previous data are kept."
+        previous = f" {kept['upload_name']} is still used." if kept["data_path"] else ""
+        kept["upload_error"] = exc.plain + previous
         return
     path = session.keep_upload(data, file.name)
     kept.update(
@@ -345,10 +352,7 @@ def data_box(errors: dict[str, str]) -> None:
             **bind("split"),
         )
         if values["split"] == "by-feature":
-            options = _features(values)
-            if values["split_feature"] not in options:
-                values["split_feature"] = options[0] if options else None
-            st.selectbox("Sort hospitals by", options, **bind("split_feature"))
+            st.selectbox("Sort hospitals by", _features(values), **bind("split_feature"))
             _error(st, errors, "split_feature")
         if values["split"] == "label-skew":
             st.text_input(
@@ -453,9 +457,20 @@ def _error(container: Any, errors: dict[str, str], name: str) -> None:
         container.error(errors[name], icon=":material/block:")
 
 
+def _follow_choices(values: dict[str, Any]) -> None:
+    """Settings whose choices depend on others, made to agree before anything is checked: the
+    feature to sort by is one of the chosen data's features (the first when none is chosen
+    yet), so the box never shows one value while the check sees another."""
+    if values["split"] == "by-feature":
+        options = _features(values)
+        if values["split_feature"] not in options:
+            values["split_feature"] = options[0] if options else None
+
+
 def sidebar() -> Config | None:
     """Draw the shared controls; store and return the validated config (None if refused)."""
     values = settings()
+    _follow_choices(values)
     config, errors = validate(values)
     sb = st.sidebar
     sb.header("Experiment")
@@ -519,14 +534,17 @@ def sidebar() -> Config | None:
             "by its number of patients, so big and small hospitals weigh the same. Words: Glossary › gradient.",
             **bind("gradient"),
         )
-        st.toggle(
-            "Warm start",
-            help="On: training together continues from what each hospital learnt alone (the post). Off: "
+        warm_help = (
+            "On: training together continues from what each hospital learnt alone (the post). Off: "
             "everyone starts from scratch, and the result equals training on all data pooled in one place. "
-            "Differential privacy always starts from scratch. Words: Glossary › warm start.",
-            disabled=bool(values["dp"]),
-            **bind("warm_start"),
+            "Differential privacy always starts from scratch. Words: Glossary › warm start."
         )
+        if values["dp"]:  # shown as it is used; the kept setting returns when DP is switched off
+            st.session_state["w_warm_start_dp"] = False
+            st.toggle("Warm start", help=warm_help, disabled=True, key="w_warm_start_dp")
+            st.caption("Off under differential privacy: a local model depends on every one of its patients.")
+        else:
+            st.toggle("Warm start", help=warm_help, **bind("warm_start"))
         st.selectbox(
             "Encoding",
             ENCODINGS,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 import pages  # noqa: F401  (a first request enters through the app: see pages/__init__.py)
 
 HIGHLIGHT = 'color="#2563eb", penwidth=3, fontcolor="#2563eb"'
 COALITION = 'fillcolor="#fde68a", color="#b45309", penwidth=2'
 EXPOSED = 'fillcolor="#fecaca", color="#dc2626", penwidth=2, fontcolor="#991b1b"'
+SHIELDED = 'fillcolor="#dcfce7", color="#16a34a", penwidth=2, fontcolor="#166534"'
 
 
 def prefix(k: int) -> str:
@@ -22,11 +23,15 @@ def ring_dot(
     coalition: Collection[int] = (),
     exposed: Collection[int] = (),
     server_in_coalition: bool = False,
+    shielded: Mapping[int, str] | None = None,
 ) -> str:
     """Hospitals in ring order, then the server. `selected` highlights hop k (from hospital
-    k); coalition members are amber, exposed hospitals red. Long rings are shortened to the
-    hospitals that matter, with "…" between."""
-    keep = {1, 2, hospitals - 1, hospitals, *coalition, *exposed}
+    k); coalition members are amber, exposed hospitals red, `shielded` ones (the rules would
+    expose them, the run's remedies spoiled the recovery: {hospital: "masked" or "noisy"})
+    green with that word. Long rings are shortened to the hospitals that matter, with "…"
+    between."""
+    shielded = dict(shielded or {})
+    keep = {1, 2, hospitals - 1, hospitals, *coalition, *exposed, *shielded}
     if selected is not None:
         keep |= {selected - 1, selected, selected + 1}
     shown = sorted(keep & set(range(1, hospitals + 1)))
@@ -40,7 +45,11 @@ def ring_dot(
     ]
     # Runs of 4+ consecutive coalition members (nothing to point at inside them) become one box,
     # so a big coalition stays readable: "Hospitals 2–77 (coalition)".
-    special = set(exposed) | ({selected - 1, selected, selected + 1} if selected is not None else set())
+    special = (
+        set(exposed)
+        | set(shielded)
+        | ({selected - 1, selected, selected + 1} if selected is not None else set())
+    )
     boxes: list[tuple[int, int]] = []  # (first, last) hospital of each box
     for k in shown:
         if (
@@ -62,9 +71,19 @@ def ring_dot(
     previous: tuple[int, int] | None = None
     for first, last in boxes:
         node = f"H{first}" if first == last else f"G{first}"
-        style = COALITION if first in coalition else EXPOSED if first in exposed else ""
+        style = (
+            COALITION
+            if first in coalition
+            else EXPOSED
+            if first in exposed
+            else SHIELDED
+            if first in shielded
+            else ""
+        )
         if first == last:
-            suffix = "\\n(exposed)" if first in exposed else ""
+            suffix = (
+                "\\n(exposed)" if first in exposed else f"\\n({shielded[first]})" if first in shielded else ""
+            )
             lines.append(f'{node} [label="Hospital {first}{suffix}" {style}];')
         else:
             lines.append(f'{node} [label="Hospitals {first}–{last}\\n(coalition)" {style}];')

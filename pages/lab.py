@@ -3,6 +3,8 @@ Drawing only; every inference is computed by `fedviz.privacy.attacks`."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -42,10 +44,7 @@ def coalitions(state: RunState) -> None:
     )
     members = frozenset(int(p.split()[1]) for p in chosen or [] if p != SERVER)
     with_server = SERVER in (chosen or [])
-    exposed = attacks.exposed_hospitals(members, with_server, n)
-    st.graphviz_chart(
-        ring_dot(n, coalition=members, exposed=exposed, server_in_coalition=with_server), width="stretch"
-    )
+    drawing = st.empty()  # filled once this round's attempt says who is really exposed
     rounds = sorted(set(transcript.rounds) | {transcript.last_round})
     r = st.select_slider("Round", rounds, key="lab-coalition-round")
     if state.config.shuffle_ring:
@@ -54,11 +53,17 @@ def coalitions(state: RunState) -> None:
             "This run shuffles the ring: the drawing shows hospitals in their own order; in round "
             f"{r} the order was " + " → ".join(str(h + 1) for h in order) + ", and the attack below uses it."
         )
-    positions = {h + 1: p + 1 for p, h in enumerate(obs.orders[r - 1])} if obs.orders else {}
-    if positions:  # who is exposed in this round's order
-        inverse = {p: h for h, p in positions.items()}
-        in_order = frozenset(positions[h] for h in members)
-        exposed = frozenset(inverse[p] for p in attacks.exposed_hospitals(in_order, with_server, n))
+    outcome = coalition_outcome(state, members, with_server, r)
+    drawing.graphviz_chart(
+        ring_dot(
+            n,
+            coalition=members,
+            exposed=outcome.exposed,
+            server_in_coalition=with_server,
+            shielded={k: outcome.verdict for k in outcome.shielded},
+        ),
+        width="stretch",
+    )
     if len(members) >= n:
         st.info(
             "Every hospital is in this coalition: there is no one outside it whose gradient it could "
@@ -69,38 +74,42 @@ def coalitions(state: RunState) -> None:
     if not members and not with_server:
         st.info("Pick at least one party above.", icon=":material/touch_app:")
         return
-    if not exposed:
+    if not outcome.by_rules:
         st.success(
             "This coalition recovers no other hospital's gradient: what it holds is consistent with "
             "many different splits among the others.",
             icon=":material/lock:",
         )
         return
-    truth = obs.gradients[r - 1]
-    hops = transcript.hops(r) or []
-    codec = (
-        make_codec(state.config.encoding, transcript.n, len(state.record.features), n)
-        if transcript.n is not None
-        else None
-    )
-    # the server really decrypts, with this run's private key, the messages its members received
-    got = remedies.coalition_attempt(
-        obs, list(hops), state.server, state.masks, codec, members, with_server, r
-    )
-    scale = float(np.max(np.abs(truth)))
-    exact = sorted(k for k in got.errors if got.exact(k, scale))
-    if not exact and got.errors:
-        worst = max(got.errors.values())
+    if outcome.shielded:
+        worst = max(outcome.errors[k] for k in outcome.shielded)
         st.success(
-            f"Without masks this coalition would expose {_names(got.errors)}. In this masked run its recovery "
-            f"code lands off by up to {worst:.2g}: the prefix it decrypted still carries the masks of pairs "
-            "it holds no seed of, so every value is equally likely.",
+            f"Without remedies this coalition would expose {_names(outcome.shielded)}. In this run its "
+            f"recovery code lands off by up to {worst:.2g}: "
+            + (
+                "the prefix it decrypted still carries the masks of pairs it holds no seed of, so every "
+                "value is equally likely."
+                if outcome.verdict == "masked"
+                else "it reads what was sent, and that carries each hospital's share of the DP noise."
+            ),
             icon=":material/lock:",
         )
+    if outcome.unmeasured:
+        st.info(
+            f"By the coalition rules this coalition would read {_names(outcome.unmeasured)}"
+            + (" unless this run's masks hide it" if state.config.masks == "pairwise" else "")
+            + ", but this page cannot show it: the run's private key never left the key holder's own "
+            "process on Flower, so the lab holds no key to decrypt with. The table “Separate parties: "
+            "ring or star” below measures such coalitions with real keys.",
+            icon=":material/key_off:",
+        )
+    if not outcome.exposed:
         return
+    exact = sorted(outcome.exposed)
     decrypted = with_server and any(j >= 2 for j in members)
+    when = f"in round {r}" if state.config.shuffle_ring else "in every round"
     st.error(
-        f"Exposed in every round: **{_names(exact)}**. Recovered exactly from what the coalition holds"
+        f"Exposed {when}: **{_names(exact)}**. Recovered exactly from what the coalition holds"
         + (
             " (the server really decrypts, with this run's private key, the messages its members received)"
             if decrypted
@@ -110,7 +119,8 @@ def coalitions(state: RunState) -> None:
         icon=":material/lock_open:",
     )
     k = exact[0]
-    recovered = got.recovered[k]
+    truth = obs.gradients[r - 1]
+    recovered = outcome.recovered[k]
     frame = pd.DataFrame(
         {
             "feature": state.record.features,
@@ -121,9 +131,55 @@ def coalitions(state: RunState) -> None:
     )
     number_table(frame, "lab-coalition-table", "%.10g")
     st.caption(
-        f"Round {r}: largest error over all exposed hospitals {max(got.errors[j] for j in exact):.1e} "
+        f"Round {r}: largest error over all exposed hospitals {max(outcome.errors[j] for j in exact):.1e} "
         "(fixed-point and float rounding)."
     )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A coalition's attempt in one round, sorted for drawing: who the rules say it would read,
+    who it really read exactly, whose recovery the run's remedies spoiled, and whom this page
+    could not try (no key in this session)."""
+
+    by_rules: frozenset[int]
+    exposed: frozenset[int]
+    shielded: frozenset[int]
+    unmeasured: frozenset[int]
+    verdict: str
+    """"masked" or "noisy": why the shielded recoveries are off."""
+    errors: dict[int, float]
+    recovered: dict[int, np.ndarray]
+
+
+def coalition_outcome(state: RunState, members: frozenset[int], with_server: bool, r: int) -> Outcome:
+    """What the coalition really recovers in round `r`, split by the rules' expectation."""
+    n = state.config.hospitals
+    obs, transcript = state.observations, state.transcript
+    by_rules = attacks.exposed_hospitals(members, with_server, n)
+    if obs.orders:  # who is exposed in this round's ring order
+        positions = {h + 1: p + 1 for p, h in enumerate(obs.orders[r - 1])}
+        inverse = {p: h for h, p in positions.items()}
+        in_order = frozenset(positions[h] for h in members)
+        by_rules = frozenset(inverse[p] for p in attacks.exposed_hospitals(in_order, with_server, n))
+    if len(members) >= n or not by_rules:
+        return Outcome(by_rules, frozenset(), frozenset(), frozenset(), "", {}, {})
+    codec = (
+        make_codec(state.config.encoding, transcript.n, len(state.record.features), n)
+        if transcript.n is not None
+        else None
+    )
+    # the server really decrypts, with this run's private key, the messages its members received
+    got = remedies.coalition_attempt(
+        obs, list(transcript.hops(r) or []), state.server, state.masks, codec, members, with_server, r
+    )
+    scale = float(np.max(np.abs(obs.gradients[r - 1])))
+    exposed = frozenset(k for k in got.errors if got.exact(k, scale))
+    shielded = frozenset(got.errors) - exposed
+    masked = state.config.masks == "pairwise" and with_server and state.server is not None
+    verdict = "masked" if masked else "noisy"
+    unmeasured = by_rules - frozenset(got.errors)
+    return Outcome(by_rules, exposed, shielded, unmeasured, verdict, got.errors, got.recovered)
 
 
 def _presets(n: int) -> dict[str, list[str]]:
@@ -465,7 +521,7 @@ def difference_errors(state: RunState, key: str) -> None:
     """Per round: how far Hospital 1's difference attack lands from the others' true sum."""
     errors = attacks.difference_errors(state.observations)
     n = state.config.hospitals
-    target = "Hospital 2's gradient" if n == 2 else f"the sum of the other {n - 1}"
+    target = "Hospital 2's true gradient" if n == 2 else f"the true sum of the other {n - 1}"
     fig = go.Figure(
         go.Scatter(
             x=list(range(1, len(errors) + 1)),

@@ -19,6 +19,9 @@ CSS = """
 }
 /* A column holding a button never squeezes it below its label (the run banner's Stop). */
 [data-testid="stColumn"]:has([data-testid="stButton"]) { min-width: max-content; }
+/* Streamlit draws every Graphviz label at 9.6 px, whatever size the DOT asks for: a chart in a
+   container keyed "dot-sized-…" is drawn with its DOT's font sizes (the walkthrough's ring). */
+[class*="st-key-dot-sized-"] [data-testid="stGraphVizChart"] text { font-size: revert-layer; }
 /* The script below draws nothing: take its slot out of the layout. */
 [data-testid="stElementContainer"]:has(#fedviz-sidebar-closes) { display: none; }
 </style>

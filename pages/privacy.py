@@ -39,22 +39,35 @@ def explain_difference(state: session.RunState, label: str, key: str) -> None:
         )
         + "."
     )
+    noisy = state.config.dp_epsilon is not None
+    clean = obs.gradients[r - 1]
+    # under DP what it recovers is what the others sent, noise included; their true gradients differ
+    off_truth = float(np.max(np.abs(attack.recovered - clean[1:].sum(axis=0))))
     if attack.exposes_a_hospital:
         table = pd.DataFrame(
             {
                 "feature": FEATURES,
-                "Hospital 2's true gradient": attack.target,
+                "what Hospital 2 sent" if noisy else "Hospital 2's true gradient": attack.target,
                 "recovered by Hospital 1": attack.recovered,
                 "difference": attack.recovered - attack.target,
             }
         )
         common.number_table(table, f"{key}-table", "%.12g")
-        st.error(
-            f"Exposed: Hospital 2's gradient comes back exactly (largest difference "
-            f"{attack.error:.1e}, floating-point rounding). With 2 hospitals the ring hides nothing "
-            "from the other hospital.",
-            icon=":material/lock_open:",
-        )
+        if noisy:
+            st.warning(
+                f"Hospital 2's noised gradient comes back exactly (largest difference {attack.error:.1e}); "
+                f"its true gradient only to within its differential-privacy noise (off by up to "
+                f"{off_truth:.2g}). With 2 hospitals the ring itself hides nothing from the other hospital: "
+                "only the noise protects.",
+                icon=":material/shield:",
+            )
+        else:
+            st.error(
+                f"Exposed: Hospital 2's gradient comes back exactly (largest difference "
+                f"{attack.error:.1e}, floating-point rounding). With 2 hospitals the ring hides nothing "
+                "from the other hospital.",
+                icon=":material/lock_open:",
+            )
     else:
         fake = alternative_split(truth, 0, np.random.default_rng(r))
         a, b = 1, 2
@@ -65,15 +78,29 @@ def explain_difference(state: session.RunState, label: str, key: str) -> None:
             f"other g{a + 1}": fake[a],
             f"other g{b + 1}": fake[b],
         }
+        if noisy:
+            columns = {
+                name.replace("true g", "sent g") if name.startswith("true") else name: v
+                for name, v in columns.items()
+            }
         if n == 3:  # g2 + g3 is the whole sum: the columns above show it
             columns["what Hospital 1 recovers (sum of the others)"] = attack.recovered
         else:  # the made-up split changed only g2 and g3: show that every sum still agrees
-            columns["true sum of the others"] = truth[1:].sum(axis=0)
+            columns["true sum of the others" if not noisy else "sum of what the others sent"] = truth[1:].sum(
+                axis=0
+            )
             columns["made-up sum (= what Hospital 1 recovers)"] = fake[1:].sum(axis=0)
         common.number_table(pd.DataFrame(columns), f"{key}-table", "%.4f")
         same = float(np.max(np.abs(fake[1:].sum(axis=0) - truth[1:].sum(axis=0))))
+        what = (
+            f"the **sum** of what the other {n - 1} sent, noise included (to {attack.error:.1e}); that sum is "
+            f"off their true gradients by up to {off_truth:.2g}, their differential-privacy noise, which the "
+            "chart below shows round by round"
+            if noisy
+            else f"only the **sum** of the other {n - 1} gradients (to {attack.error:.1e})"
+        )
         st.success(
-            f"Hospital 1 recovers only the **sum** of the other {n - 1} gradients (to {attack.error:.1e}). "
+            f"Hospital 1 recovers {what}. "
             f"The true split and the made-up split above both fit what it saw (their sums differ by "
             f"{same:.1e}), so it cannot tell which hospital contributed what — as long as no one colludes.",
             icon=":material/lock:",
@@ -108,6 +135,7 @@ lab.exponents(state)
 st.divider()
 lab.topologies()
 st.divider()
-remedies.section(config)
+finished = state.record.finished
+remedies.section(config, sum(finished.federated_mse) / len(finished.federated_mse) if finished else None)
 st.divider()
 lab.summary()

@@ -21,6 +21,7 @@ from fedviz.config import Config
 from fedviz.privacy import dp, remedies, utility
 from fedviz.report.charts import REFERENCE, colour
 from fedviz.report.estimate import human_duration
+from fedviz.report.headline import display_digits
 
 MAX_ROUNDS = 50
 """The measured runs take at most this many federated rounds (a lab click stays short)."""
@@ -54,7 +55,9 @@ def _measure(config: Config) -> Lab:
     return Lab(base, variants, shuffled, curve, time.perf_counter() - start)
 
 
-def section(config: Config) -> None:
+def section(config: Config, run_mean: float | None = None) -> None:
+    """`run_mean`: the session's run's mean final federated score, set beside the measured
+    runs' when they started differently (they always start from zero)."""
     st.subheader("Remedies, measured: what each one stops, and what it costs")
     st.markdown(
         "- **Pairwise masks**: every pair of hospitals agrees a secret seed (X25519 key agreement) and each "
@@ -86,7 +89,7 @@ def section(config: Config) -> None:
             st.session_state[KEY] = lab
         if lab is None:
             return
-    _table(lab)
+    _table(lab, run_mean)
     _masks(lab)
     _dp(lab)
     _shuffle(lab)
@@ -115,7 +118,7 @@ def _cell(cell: remedies.Cell, relative: bool = False) -> str:
     }.get(cell.verdict, f"not recovered (off by {size})")
 
 
-def _table(lab: Lab) -> None:
+def _table(lab: Lab, run_mean: float | None) -> None:
     cells = {name: remedies.threats(v) for name, v in lab.variants.items()}
     costs = {name: remedies.cost(v) for name, v in lab.variants.items()}
     eps = lab.variants["DP"].config.dp_epsilon
@@ -125,8 +128,17 @@ def _table(lab: Lab) -> None:
         rows.append(
             {"": threat, **{columns[n]: _cell(cells[n][i], relative=i == 3) for n in remedies.REMEDIES}}
         )
+    metric = lab.config.metric
+    digits = 4 if lab.config.model == "logistic" else 1
+    start = f"{lab.config.rounds} federated rounds from zero weights (DP needs that start)"
+    if run_mean is not None and lab.config.warm_start:
+        shown = display_digits([run_mean], 4 if lab.config.model == "logistic" else 2)  # as Training shows it
+        start += f"; your run continued from local models and ended at {run_mean:.{shown}f}"
     rows.append(
-        {"": "cost: test MSE (mean of hospitals)", **{columns[n]: f"{costs[n].test_mse:.1f}" for n in costs}}
+        {
+            "": f"cost: test {metric} (mean of hospitals) after {start}",
+            **{columns[n]: f"{costs[n].test_mse:.{digits}f}" for n in costs},
+        }
     )
     rows.append(
         {

@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import atexit
 import os
+import secrets
 import shutil
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -30,7 +33,7 @@ from fedviz.events import Event
 from fedviz.privacy.attacks import Observations
 from fedviz.protocol import Server
 from fedviz.protocol.masks import PairwiseMasks
-from fedviz.report.estimate import human_duration
+from fedviz.report.estimate import Calibration, human_duration
 from fedviz.report.summary import RunRecord
 from fedviz.report.transcript import Transcript
 
@@ -51,6 +54,8 @@ class RunState:
     masks: list[PairwiseMasks] | None = None
     """A masked run's seeds (this session only): what coalitions of the lab may hold."""
     seconds: float = 0.0
+    paused_s: float = 0.0
+    """Of `seconds`, the pauses a paced run took for its audience."""
     first_point_s: float | None = None
 
     def add(self, event: Event) -> None:
@@ -69,6 +74,12 @@ class JobSlot:
     job: Job
     state: RunState
     purpose: Purpose
+    forecast_s: float = 0.0
+    """The run's forecast without pauses when it started (0: none was made)."""
+    run_id: str = ""
+    """The run's address in the URL (`?run=`): a reloaded page finds it again by this."""
+    settings: dict[str, Any] = field(default_factory=dict)
+    """The sidebar's settings the run was started with, for the page that reattaches."""
 
     def __repr__(self) -> str:
         return f"JobSlot({self.purpose}, {self.job!r})"
@@ -124,16 +135,22 @@ def start(
     purpose: Purpose = "main",
     pause: float = 0.0,
     engine: tuple[Engine, str] = ("inprocess", "ring"),
+    forecast_s: float = 0.0,
 ) -> JobSlot:
-    """Start a run owned by this session (a run already in flight is cancelled first)."""
+    """Start a run owned by this session (a run already in flight is cancelled first).
+    `forecast_s`: its forecast without pauses, compared with the real time when it ends."""
     cancel("a new run was started")
     collect()  # one that ended unseen still gets its results taken in
     state = RunState(config)
     job = Job(config, [state.add], pause=pause, engine=engine[0], topology=engine[1])
     token = st.session_state.setdefault("_token", _SessionToken())
     job.cancel_with(token)
-    current = JobSlot(job.start(), state, purpose)
+    run_id = secrets.token_urlsafe(12)
+    kept = dict(st.session_state.get("settings", {}))
+    current = JobSlot(job.start(), state, purpose, forecast_s, run_id, kept)
     st.session_state["job"] = current
+    _watch(current)
+    st.query_params["run"] = run_id
     return current
 
 
@@ -160,12 +177,15 @@ def collect() -> None:
     if current is None or not current.job.done:
         return
     del st.session_state["job"]
+    _forget(current)
     job, state = current.job, current.state
     kept = " The previous results are kept." if last_run() is not None else ""
     if job.status == "finished":
+        calibration(job.engine).record(current.forecast_s, job.elapsed - job.paused_s)
         state.server = job.server
         state.masks = job.masks
         state.seconds = job.elapsed
+        state.paused_s = job.paused_s
         state.first_point_s = job.first_point_s
         st.session_state["last_run" if current.purpose == "main" else "two_demo"] = state
     elif job.status == "failed":
@@ -177,6 +197,123 @@ def collect() -> None:
             f"The run was stopped ({job.reason}) during {job.progress.where} after "
             f"{human_duration(job.elapsed)}.{kept}",
         )
+
+
+# --------------------------------------------------------------------------- reloads
+
+
+RECONNECT_GRACE_S = 5.0
+"""A run whose page has been gone this long (closed, or reloaded and not reattached) is
+stopped: no run burns the CPU for a page nobody watches."""
+KEEP_ENDED_S = 600.0
+"""An ended run nobody has taken in stays this long for a reloaded page to show."""
+WATCH_EVERY_S = 0.5
+
+
+@dataclass
+class _Watched:
+    slot: JobSlot
+    owner: str | None
+    """The Streamlit session that shows the run (None outside a server, e.g. AppTest)."""
+    gone_since: float | None = None
+    ended_at: float | None = None
+
+
+_WATCHED: dict[str, _Watched] = {}
+"""Runs of every session of this server by run id (process memory only, never stored)."""
+_WATCH_LOCK = threading.Lock()
+_watcher: threading.Thread | None = None
+
+
+def _session_id() -> str | None:
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else None
+
+
+def _connected(session_id: str | None) -> bool:
+    """Whether the session's browser tab is still connected (True when there is no server to ask)."""
+    from streamlit.runtime import Runtime
+
+    if session_id is None or not Runtime.exists():
+        return True
+    return Runtime.instance().is_active_session(session_id)
+
+
+def _watch(slot: JobSlot) -> None:
+    global _watcher
+    with _WATCH_LOCK:
+        _WATCHED[slot.run_id] = _Watched(slot, _session_id())
+        if _watcher is None or not _watcher.is_alive():
+            _watcher = threading.Thread(target=_watch_loop, name="fedviz-run-watch", daemon=True)
+            _watcher.start()
+
+
+def _forget(slot: JobSlot) -> None:
+    with _WATCH_LOCK:
+        _WATCHED.pop(slot.run_id, None)
+    if st.query_params.get("run") == slot.run_id:
+        del st.query_params["run"]
+
+
+def _watch_loop() -> None:
+    """Stop each run whose page has been gone `RECONNECT_GRACE_S`; drop ended runs nobody took
+    in after `KEEP_ENDED_S`."""
+    while True:
+        time.sleep(WATCH_EVERY_S)
+        now = time.monotonic()
+        with _WATCH_LOCK:
+            entries = list(_WATCHED.items())
+        for run_id, entry in entries:
+            job = entry.slot.job
+            if job.done:
+                entry.ended_at = entry.ended_at or now
+                if now - entry.ended_at > KEEP_ENDED_S:
+                    with _WATCH_LOCK:
+                        _WATCHED.pop(run_id, None)
+                continue
+            if _connected(entry.owner):
+                entry.gone_since = None
+            elif entry.gone_since is None:
+                entry.gone_since = now
+            elif now - entry.gone_since > RECONNECT_GRACE_S:
+                job.cancel(f"its page was closed and not reopened within {RECONNECT_GRACE_S:g} s")
+
+
+def reattach() -> JobSlot | None:
+    """A page reloaded during a run (its URL carries `?run=`): this new session takes the run
+    over (progress, Stop, results), or the notice of how it ended. Returns the slot taken."""
+    run_id = st.query_params.get("run")
+    if not run_id or slot() is not None:
+        return None
+    with _WATCH_LOCK:
+        entry = _WATCHED.get(run_id)
+        if entry is not None:
+            entry.owner, entry.gone_since = _session_id(), None
+    if entry is None:
+        del st.query_params["run"]
+        notify(
+            "info",
+            "The run this address pointed to is no longer on the server (it ended long ago, or "
+            "the server restarted).",
+        )
+        return None
+    taken = entry.slot
+    taken.job.cancel_with(st.session_state.setdefault("_token", _SessionToken()))
+    st.session_state["job"] = taken
+    return taken
+
+
+@st.cache_resource
+def _calibrations() -> dict[str, Calibration]:
+    """Per engine, how this server's recent runs compared with their forecasts (durations only,
+    so one set serves every session)."""
+    return {"inprocess": Calibration(), "flower": Calibration()}
+
+
+def calibration(engine: str) -> Calibration:
+    return _calibrations()[engine]
 
 
 def notify(kind: Literal["error", "warning", "info"], text: str) -> None:

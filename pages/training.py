@@ -14,23 +14,33 @@ import streamlit as st
 
 from fedviz.config import Config
 from fedviz.data import prepared
+from fedviz.privacy import utility
 from fedviz.report.charts import empty_figure, mse_figure, split_figure, y_range_for
 from fedviz.report.estimate import human_duration
+from fedviz.report.headline import Headline, headline
 from pages import common, controls, session
 
 st.title("Federated learning on encrypted gradients")
 _chosen = session.current_config()
+_dataset = _chosen.dataset if _chosen is not None else controls.settings()["dataset"]
 _who = {
     "diabetes": "some diabetes patients",
     "breast-cancer": "some breast-tumour records",
     "csv": "some rows of your file",
-}[_chosen.dataset if _chosen is not None else "diabetes"]
+}.get(_dataset, "some rows")
+_warm = _chosen.warm_start if _chosen is not None else bool(controls.settings()["warm_start"])
 st.markdown(
     f"Hospitals each hold {_who}. First each trains alone (**local**); then they "
     "train together (**federated**): every round their gradients travel round a ring **encrypted** "
     "with the server's Paillier key, are added under encryption, and only the total is decrypted. "
-    "Each hospital keeps its own model (they start from what each learnt alone), so their curves stay "
-    "apart. Dotted and dashed grey lines are plaintext yardsticks: what pooling everyone's data would "
+    + (
+        "Each hospital keeps its own model (they start from what each learnt alone), so their curves stay "
+        "apart. "
+        if _warm
+        else "The federated phase starts every hospital from zero and all take the same broadcast step, so "
+        "their federated curves lie on top of each other. "
+    )
+    + "Dotted and dashed grey lines are plaintext yardsticks: what pooling everyone's data would "
     "give, with no privacy at all. (“The post” is the python-paillier blog post on federated learning "
     "that this reproduces; its settings are the defaults.)"
 )
@@ -71,6 +81,7 @@ if config is not None:
         f"Expected ≈ {human_duration(seconds)}"
         + (f" (with {human_duration(config.rounds * pause)} of pauses)" if pause else "")
         + f" · {config.hospitals} hospitals, {config.key_length}-bit keys"
+        + common.busy_note(engine)
         + (f" · {controls.ENGINE_LABELS[controls.settings()['engine']]}" if engine[0] == "flower" else "")
     )
     with note_col:
@@ -89,7 +100,9 @@ if run_col.button(
     "look at other pages; Stop ends it.",
 ):
     assert config is not None
-    started = session.start(config, pause=pause, engine=engine)
+    started = session.start(
+        config, pause=pause, engine=engine, forecast_s=common.work_forecast(config, engine)
+    )
     if seconds <= WAIT_BELOW_S:  # a run this short is over before a live redraw would come
         started.job.join(2 * WAIT_BELOW_S)
         session.collect()
@@ -157,6 +170,41 @@ def draw_charts(curves: Curves, key: str) -> None:
         column.plotly_chart(figure, key=f"{phase}-{key}")
 
 
+@session.data_cached
+def _dp_spread(config: Config) -> utility.Spread:
+    """Fresh draws of the DP noise for this run's settings (plaintext, a fraction of a second)."""
+    return utility.spread(config)
+
+
+def _time_parts(state: session.RunState) -> str:
+    """Where the run's wall time went, in parts that add up to it."""
+    finished = state.record.finished
+    assert finished is not None
+    t = finished.timings
+    parts = [("key generation", t.keygen), ("local training", t.local), ("federated rounds", t.federated)]
+    if state.paused_s:
+        parts.append(("pauses for the audience", state.paused_s))
+    rest = state.seconds - sum(seconds for _, seconds in parts)
+    parts.append(("the rest (data, yardsticks, standardisation, waiting for a CPU core)", max(0.0, rest)))
+    return (
+        f"{state.seconds:.2f} s in all: "
+        + ", ".join(f"{what} {seconds:.2f} s" for what, seconds in parts)
+        + "."
+    )
+
+
+def _headline(state: session.RunState) -> Headline:
+    finished = state.record.finished
+    assert finished is not None
+    return headline(
+        finished.local_mse,
+        finished.federated_mse,
+        4 if state.config.model == "logistic" else 2,
+        state.observations.averages,
+        state.config.learning_rate,
+    )
+
+
 CHARTS = {"local": "Local training: each hospital alone", "federated": "Federated training: encrypted ring"}
 current = session.running()
 if current is not None and current.purpose == "main":
@@ -196,29 +244,39 @@ timings = finished.timings
 st.subheader("Results")
 metric = state.config.metric
 logistic = state.config.model == "logistic"
-digits = 4 if logistic else 2
-best = min(finished.federated_mse)
-best_at = finished.federated_mse.index(best) + 1
+said = _headline(state)
+digits = said.digits
 warm = state.config.warm_start
 pooled = record.pooled_comparable[-1] if record.pooled_comparable else finished.centralized_mse
 metrics = st.container(horizontal=True)  # wraps on a narrow window
 count = len(finished.federated_mse)
-mean_fed = sum(finished.federated_mse) / count
-mean_local = sum(finished.local_mse) / count
 metrics.metric(
     f"Federated test {metric}, mean of {count} hospitals",
-    f"{mean_fed:.{digits}f}",
-    delta=f"{mean_fed - mean_local:.{digits}f} vs local",
-    delta_color="inverse",
+    f"{said.mean_federated:.{digits}f}",
+    delta="no change vs local" if said.change is None else f"{said.change:.{digits}f} vs local",
+    delta_color="off" if said.change is None else "inverse",
     help=f"Each hospital's test {metric} after the last federated round, averaged over the hospitals; beside "
-    f"it, the change against the same average after local training alone ({mean_local:.{digits}f}).",
+    f"it, the change against the same average after local training alone ({said.mean_local:.{digits}f})"
+    + ("; a difference too small to show is no change." if said.change is None else "."),
 )
-metrics.metric(
-    f"Best hospital after federation (Hospital {best_at})",
-    f"{best:.{digits}f}",
-    help=f"The lowest final federated test {metric} of any hospital: the best one at the end, not the best "
-    "over the rounds.",
-)
+if said.tied:
+    metrics.metric(
+        f"Every hospital after federation ({len(said.best)} tied)"
+        if len(said.best) == count
+        else f"Best hospitals after federation ({len(said.best)} tied)",
+        f"{said.best_score:.{digits}f}",
+        help=f"The lowest final federated test {metric}, shared by "
+        + ("every hospital" if len(said.best) == count else ", ".join(f"Hospital {k}" for k in said.best))
+        + ("" if warm else ": started from zero, every hospital takes the same broadcast step")
+        + ".",
+    )
+else:
+    metrics.metric(
+        f"Best hospital after federation (Hospital {said.best[0]})",
+        f"{said.best_score:.{digits}f}",
+        help=f"The lowest final federated test {metric} of any hospital: the best one at the end, not the "
+        "best over the rounds.",
+    )
 if logistic and finished.federated_accuracy:
     metrics.metric(
         "Best federated accuracy",
@@ -239,7 +297,8 @@ metrics.metric(
     if warm
     else f"No privacy: all data in one place, gradient descent from zero for the same {state.config.rounds} rounds "
     "with the ring's step (the pooled gradient divided by the number of hospitals); a cold-started federated "
-    "run equals it, round for round.",
+    "run equals it, round for round"
+    + (" — without DP's clipping and noise." if state.config.dp_epsilon is not None else "."),
 )
 metrics.metric(
     "Scikit-learn logistic fit" if logistic else "Least-squares optimum",
@@ -253,23 +312,45 @@ metrics.metric(
 metrics.metric(
     "Run time",
     human_duration(state.seconds),
-    help=f"Key generation {timings.keygen:.3f} s, federated crypto and steps {timings.federated:.3f} s.",
+    help=_time_parts(state),
 )
 
-worse = [row for row in record.table() if row["improvement"] is not None and row["improvement"] < 0]
-if worse:
-    lowest = min(100 * row["improvement"] / row["local_mse"] for row in worse)
+if said.worse_pct:
+    lowest = max(pct for _, pct in said.worse_pct)
+    names = [f"Hospital {k}" for k, _ in said.worse_pct]
+    if state.config.dp_epsilon is not None:
+        spread = _dp_spread(state.config)
+        cause = (
+            f" The cause is differential privacy's noise: the same settings with clipping and no noise end at "
+            f"{spread.clipped_only:.{digits}f}, and {len(spread.draws)} other draws of the noise at this ε end "
+            f"between {spread.draws[0]:.{digits}f} and {spread.draws[-1]:.{digits}f}, against this run's "
+            f"{said.mean_federated:.{digits}f}: a DP result varies from run to run."
+        )
+    else:
+        cause = " Their own data happened to suit the test patients better than the average step does."
     st.warning(
-        f"Federation made {len(worse)} of {len(finished.federated_mse)} hospitals worse on the test set (down to "
-        f"{lowest:.1f} %): "
-        + ", ".join(row["hospital"] for row in worse[:6])
-        + (" …" if len(worse) > 6 else "")
-        + ". Their own data happened to suit the test patients better than the average step does.",
+        f"Federation made {len(names)} of {count} hospitals worse on the test set (by up to "
+        f"{lowest:.{1 if lowest >= 0.1 else 3}f} %): "
+        + ", ".join(names[:6])
+        + (" …" if len(names) > 6 else "")
+        + "."
+        + cause,
         icon=":material/trending_down:",
     )
+elif said.unchanged is not None:
+    st.info(
+        f"Federation changed no hospital's test {metric} by as much as the last digit shown "
+        f"(±{said.tolerance:.{digits + 1}f}): {said.unchanged}.",
+        icon=":material/horizontal_rule:",
+    )
 table = pd.DataFrame(record.table())
-table["improvement_pct"] = 100 * table["improvement"] / table["local_mse"]
-table["effect"] = ["better" if v > 0 else "worse" if v < 0 else "same" for v in table["improvement"]]
+table["improvement_pct"] = [
+    100 * row["improvement"] / abs(row["local_mse"]) if row["local_mse"] else float("nan")
+    for row in record.table()
+]
+table["effect"] = list(said.effects)
+unchanged = table["effect"] == "no change"  # below the last digit shown: not "-0.00"
+table.loc[unchanged, ["improvement", "improvement_pct"]] = 0.0
 columns = {
     "hospital": "Hospital",
     "patients": "Patients",
@@ -279,22 +360,46 @@ columns = {
     "improvement_pct": "Improvement %",
     "effect": "Federation made it",
 }
+formats = {
+    name: st.column_config.NumberColumn(format=f"%.{digits}f")
+    for name in (f"Local {metric}", f"Federated {metric}", "Improvement")
+} | {name: st.column_config.NumberColumn(format="%.1f") for name in ("Improvement %",)}
 if logistic and finished.local_accuracy and finished.federated_accuracy:
+    # nine columns would not fit a projector's 1024 px: short labels, the meaning in the help
     table["local_accuracy"] = [100 * a for a in finished.local_accuracy]
     table["federated_accuracy"] = [100 * a for a in finished.federated_accuracy]
-    columns |= {"local_accuracy": "Local accuracy %", "federated_accuracy": "Federated accuracy %"}
+    table = table.drop(columns=["improvement"])
+    columns |= {
+        "local_mse": "Local loss",
+        "federated_mse": "Fed. loss",
+        "improvement_pct": "Better by %",
+        "effect": "Effect",
+        "local_accuracy": "Local acc. %",
+        "federated_accuracy": "Fed. acc. %",
+    }
+    formats = {
+        "Local loss": st.column_config.NumberColumn(
+            format=f"%.{digits}f", help="Test log-loss after local training only"
+        ),
+        "Fed. loss": st.column_config.NumberColumn(
+            format=f"%.{digits}f", help="Test log-loss of the federated model"
+        ),
+        "Better by %": st.column_config.NumberColumn(
+            format="%.1f", help="How much lower the federated log-loss is, in % of the local one"
+        ),
+        "Effect": st.column_config.TextColumn(help="What federation did to this hospital's test log-loss"),
+        "Local acc. %": st.column_config.NumberColumn(
+            format="%.1f", help="Test accuracy after local training only"
+        ),
+        "Fed. acc. %": st.column_config.NumberColumn(
+            format="%.1f", help="Test accuracy of the federated model"
+        ),
+    }
 st.dataframe(
     table.rename(columns=columns),
     hide_index=True,
     width="stretch",
-    column_config={
-        name: st.column_config.NumberColumn(format=f"%.{digits}f")
-        for name in (f"Local {metric}", f"Federated {metric}", "Improvement")
-    }
-    | {
-        name: st.column_config.NumberColumn(format="%.1f")
-        for name in ("Improvement %", "Local accuracy %", "Federated accuracy %")
-    },
+    column_config=formats,
     key="results-table",
 )
 first = f"first federated point after {state.first_point_s:.2f} s · " if state.first_point_s else ""
@@ -305,21 +410,21 @@ st.caption(
 )
 
 if record.budget is not None or record.masks is not None:
-    said = []
+    boxes = []
     if record.budget is not None:
         b = record.budget
-        said.append(
+        boxes.append(
             f"**Differential privacy** ε = {b.epsilon:g}, δ = {b.delta:g} over {b.rounds} federated rounds: each "
             f"patient's gradient clipped to {b.clip:g}, noise multiplier {b.noise_multiplier:.3g}. The federated "
             "phase starts from zero and carries the noise, so it may end worse than local training: that is "
             "the price of ε (the Privacy page's utility curve shows it against ε)."
         )
     if record.masks is not None:
-        said.append(
+        boxes.append(
             f"**Pairwise masks** from {record.masks.pairs} agreed pair seeds: every partial sum on the ring "
             "decrypts to noise, while the total is exactly what it would be without masks."
         )
-    st.info(" ".join(said), icon=":material/shield:")
+    st.info(" ".join(boxes), icon=":material/shield:")
     st.page_link(
         "pages/privacy.py",
         label="See what each remedy stops, measured (Privacy page, section “Remedies, measured”)",

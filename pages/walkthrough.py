@@ -22,6 +22,23 @@ GLOSSARY_PAGE = common.GLOSSARY_PAGE
 SECONDS_PER_STEP = (3, 5, 8, 12)
 """Autoplay's choices of how long each step stays on screen."""
 ANSWERS = {True: "yes", False: "no", None: "depends"}
+MSE_ROWS_SHOWN = 10
+"""Hospitals in the broadcast's table before it scrolls."""
+CSS = """
+<style>
+/* The ring picture at its natural size (its labels no smaller than the body text) in a slot as
+   wide as nearly every picture (`fedviz.story.diagram`), so the step's text stays put as
+   autoplay advances; the text beside it while it has room for a readable column, else below. */
+[data-testid="stLayoutWrapper"]:has(> .st-key-dot-sized-walk-picture) { min-width: min(25rem, 100%); }
+[data-testid="stLayoutWrapper"]:has(> .st-key-walk-words) { flex: 1 1 22rem; min-width: min(22rem, 100%); }
+/* The page title on one line on a 1024-pixel projector. */
+@media (min-width: 641px) and (max-width: 1100px) {
+  [data-testid="stMain"] [data-testid="stHeading"] h1 { font-size: 2.25rem; }
+}
+/* The three boxes compact: with the title and the picture they fit a 1280×720 projector. */
+.st-key-walk-words [data-testid="stAlertContainer"] { padding: 0.5rem 0.75rem; }
+</style>
+"""
 
 
 # --------------------------------------------------------------------------- kept choices
@@ -69,52 +86,30 @@ def _new_run(state: RunState, first_round: int) -> None:
 
 
 def draw_walkthrough(state: RunState) -> None:
-    transcript = state.transcript
-    kept = walk.kept_rounds(transcript)
+    """The step, its controls in one row above it. Everything is drawn in a fragment (a click
+    redraws only the step); with autoplay on, the fragment also redraws on autoplay's clock."""
+    kept = walk.kept_rounds(state.transcript)
     _new_run(state, kept[0])
     if st.session_state.get("walk-round") not in kept:
         st.session_state["walk-round"] = kept[0]
-
-    row = st.container(horizontal=True, vertical_alignment="bottom")
-    if len(kept) > 1:
-        with row.container(width=320):
-            round_ = st.select_slider(
-                "Round",
-                kept,
-                help="Rounds beyond the memory budget are not kept (the first and the last always are)."
-                if transcript.dropped
-                else None,
-                **_bind("round", kept[0]),
-            )
-    else:
-        round_ = kept[0]
-        row.caption(f"Round {round_} (the only one)")
-    view = walk.round_view(state.record, transcript, state.observations, int(round_))
-    stages = walk.outline(view)
-    st.session_state["walk-stage"] = min(st.session_state.get("walk-stage", 0), len(stages) - 1)
-    playing = bool(
-        row.toggle(
-            "Autoplay (for a projector)",
-            help="Steps advance by themselves and stop at the last one.",
-            **{**_bind("play", False), "on_change": _play_changed, "args": (len(stages),)},
-        )
-    )
-    with row.container(width=220):
-        interval = st.selectbox(
-            "Seconds per step",
-            SECONDS_PER_STEP,
-            **_bind("interval", SECONDS_PER_STEP[1]),
-        )
+    clock = _clock()
 
     def stepper() -> None:
-        if playing:
-            _autoplay_tick(len(stages), float(interval))
-        draw_step(view, stages)
+        if _clock() != clock:  # autoplay or its pace changed: the fragment's timer changes with it
+            st.rerun(scope="app")
+        draw_step(state, kept, clock)
 
-    if playing:
-        st.fragment(run_every=float(interval))(stepper)()
-    else:
+    if clock is None:
         st.fragment(stepper)()
+    else:
+        st.fragment(run_every=clock)(stepper)()
+
+
+def _clock() -> float | None:
+    """Seconds per step while autoplay is on, else None (the kept choices)."""
+    if not st.session_state.get("walk-play", False):
+        return None
+    return float(st.session_state.get("walk-interval", SECONDS_PER_STEP[1]))
 
 
 def _autoplay_tick(stages: int, interval: float) -> None:
@@ -132,9 +127,61 @@ def _autoplay_tick(stages: int, interval: float) -> None:
         st.rerun(scope="app")
 
 
-def draw_step(view: walk.RoundView, stages: tuple[walk.Stage, ...]) -> None:
-    """The step indicator, Previous / Next, the ring with the actor highlighted, and the step."""
+def draw_step(state: RunState, kept: list[int], clock: float | None) -> None:
+    """One row of controls (Previous / Next, autoplay and its pace, the round), the step
+    indicator, then the ring with the actor highlighted beside the step's title and its three
+    boxes: on a 1280×720 projector all of it above the fold."""
+    round_ = int(st.session_state["walk-round"])
+    view = walk.round_view(state.record, state.transcript, state.observations, round_)
+    stages = walk.outline(view)
     total = len(stages)
+    st.session_state["walk-stage"] = min(st.session_state.get("walk-stage", 0), total - 1)
+    if clock is not None:
+        _autoplay_tick(total, clock)
+    index = int(st.session_state["walk-stage"])
+
+    controls = st.container(horizontal=True, vertical_alignment="center", key="walk-controls")
+    controls.button(
+        "Previous",
+        icon=":material/arrow_back:",
+        disabled=index == 0,
+        on_click=_go,
+        args=(-1, total),
+        key="walk-previous",
+    )
+    controls.button(
+        "Next",
+        icon=":material/arrow_forward:",
+        type="primary",
+        disabled=index == total - 1,
+        on_click=_go,
+        args=(1, total),
+        key="walk-next",
+    )
+    controls.toggle(
+        "Autoplay",
+        help="For a projector: the steps advance by themselves and stop at the last one.",
+        **{**_bind("play", False), "on_change": _play_changed, "args": (total,)},
+    )
+    with controls.container(width=130):
+        st.selectbox(
+            "Seconds per step",
+            SECONDS_PER_STEP,
+            format_func=lambda seconds: f"{seconds} s per step",
+            label_visibility="collapsed",
+            **_bind("interval", SECONDS_PER_STEP[1]),
+        )
+    if len(kept) > 1:
+        with controls.container(width=130):
+            st.selectbox(
+                "Round",
+                kept,
+                format_func=lambda kept_round: f"Round {kept_round}",
+                label_visibility="collapsed",
+                **_bind("round", kept[0]),
+            )
+        if state.transcript.dropped:
+            controls.caption("Rounds beyond the memory budget are not kept (the first and the last are).")
     index = st.segmented_control(
         "Step",
         list(range(total)),
@@ -144,33 +191,17 @@ def draw_step(view: walk.RoundView, stages: tuple[walk.Stage, ...]) -> None:
         **_bind("stage", 0),
     )
     index = int(index if index is not None else 0)
-    nav = st.container(horizontal=True, vertical_alignment="center")
-    nav.button(
-        "Previous",
-        icon=":material/arrow_back:",
-        disabled=index == 0,
-        on_click=_go,
-        args=(-1, total),
-        key="walk-previous",
-    )
-    nav.button(
-        "Next",
-        icon=":material/arrow_forward:",
-        type="primary",
-        disabled=index == total - 1,
-        on_click=_go,
-        args=(1, total),
-        key="walk-next",
-    )
-    nav.caption(f"Step {index + 1} of {total} · round {view.round} of {view.config.rounds}")
 
     stage = stages[index]
+    row = st.container(horizontal=True, key="walk-step")
+    picture = row.container(width="content", key="dot-sized-walk-picture")
+    words = row.container(gap="small", key="walk-words")
     pick = None
     if stage.grouped:
         if not stage.first <= st.session_state.get("walk-pick", stage.first) <= stage.last:
             st.session_state["walk-pick"] = stage.first
         pick = int(
-            st.select_slider(
+            picture.select_slider(
                 "Hospital (ring position)",
                 list(range(stage.first, stage.last + 1)),
                 format_func=lambda p: f"{view.order[p - 1]} (position {p})",
@@ -178,16 +209,15 @@ def draw_step(view: walk.RoundView, stages: tuple[walk.Stage, ...]) -> None:
             )
         )
     step = walk.step(view, stage, pick)
-
-    picture, words = st.columns([2, 3], gap="medium")
     picture.graphviz_chart(diagram.ring_dot(view.order, step.focus, view.star), width="content")
-    with words:
+    with words:  # on a projector the title and the three boxes first, above the fold
+        st.caption(f"Step {index + 1} of {total} · round {view.round} of {view.config.rounds}")
         st.subheader(step.title)
         st.markdown(f"**Who acts:** {step.actor}")
-        st.markdown(step.does)
         st.info(f"**Holds:** {step.holds}", icon=":material/inventory_2:")
         st.success(f"**Has just learned:** {step.learned}", icon=":material/lightbulb:")
         st.error(f"**Cannot learn:** {step.cannot}", icon=":material/lock:")
+        st.markdown(step.does)
 
     if step.facts:
         facts = st.container(horizontal=True)
@@ -208,14 +238,15 @@ def draw_step(view: walk.RoundView, stages: tuple[walk.Stage, ...]) -> None:
                 "change": [None if m.before is None else m.after - m.before for m in step.mse],
             }
         )
-        if len(frame) <= 10:
+        if len(frame) <= MSE_ROWS_SHOWN:
             common.number_table(frame, "walk-mse", "%.2f")
         else:
             st.dataframe(
                 frame,
                 hide_index=True,
                 width="stretch",
-                height=300,
+                height=35 * (MSE_ROWS_SHOWN + 1) + 3,  # whole rows, the rest a scroll away
+                row_height=35,
                 key="walk-mse",
                 column_config={c: st.column_config.NumberColumn(format="%.2f") for c in frame.columns[1:]},
             )
@@ -227,7 +258,7 @@ def draw_step(view: walk.RoundView, stages: tuple[walk.Stage, ...]) -> None:
 def draw_visibility(state: RunState) -> None:
     """Who sees what in this run's ring: each party alone, derived from the privacy rules."""
     n = state.config.hospitals
-    rows = visibility.table(n)
+    rows = visibility.table(n, noisy=state.config.dp_epsilon is not None)
     frame = pd.DataFrame(
         [
             {
@@ -252,11 +283,10 @@ def draw_visibility(state: RunState) -> None:
 
 
 def main() -> None:
+    st.html(CSS)
     st.title("One federated round, step by step")
     st.markdown(
-        "Follow one round of your last run: who acts, what it holds, what it has just learned and what "
-        "it cannot learn — with the run's own numbers. **Next** walks through it; **Autoplay** runs it on a "
-        "projector and stops at the end."
+        "One round of your last run with its own numbers: who acts, what it holds, learns and cannot learn."
     )
     state = common.require_run(
         "The walkthrough tells one federated round of the last run with its real keys, ciphertexts, "

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 
@@ -50,3 +52,32 @@ def wait_until(predicate: Callable[[], object], timeout: float = 20.0, every: fl
             return True
         time.sleep(every)
     return False
+
+
+def default_sigint() -> None:
+    """`preexec_fn` for a child a test will Ctrl-C: Ctrl-C's default disposition, whatever it
+    inherits. A shell running the suite as a background job ignores SIGINT, the child inherits
+    the ignoring, and Python then never installs its KeyboardInterrupt handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def sigint_ignored() -> Iterator[None]:
+    """The suite as a non-interactive shell's background job runs it: SIGINT ignored."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.fixture(autouse=True)
+def fresh_forecasts() -> Iterator[None]:
+    """Each test's dashboard forecasts start unlearned: the server-wide calibration learns from
+    every finished run, and one test's runs must not move another's expected times."""
+    import sys
+
+    yield
+    session = sys.modules.get("pages.session")
+    if session is not None:
+        session._calibrations.clear()

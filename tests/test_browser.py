@@ -826,6 +826,17 @@ def test_your_own_csv_then_breast_cancer_with_a_skewed_split(browser: Browser, s
     expect(sidebar.get_by_text("row 2, column 'bmi' of bad-cell.csv is 'abc'", exact=False)).to_be_visible()
     expect(sidebar.get_by_text("Using patients.csv.")).to_be_visible()  # still the good file
     expect(visitor.get_by_text("Results", exact=True)).to_be_visible()  # and so are the results
+    # Issue 18: a constant target used to be accepted, then crash the results (ZeroDivisionError)
+    constant = ARTIFACTS / "constant_target.csv"
+    constant.write_text("age,bmi,y\n" + "".join(f"{20 + i % 50},{18 + i % 17},5\n" for i in range(400)))
+    sidebar.locator("input[type='file']").set_input_files(str(constant))
+    idle(visitor)
+    refusal = sidebar.get_by_test_id("stAlertContentError").filter(has_text="constant_target.csv")
+    expect(refusal).to_contain_text("has the same value (5) in every row")
+    expect(refusal).to_contain_text("patients.csv is still used")
+    expect(sidebar.get_by_text("Using patients.csv.")).to_be_visible()
+    expect(visitor.get_by_text("Results", exact=True)).to_be_visible()
+    no_exception(visitor)
 
     choose_select(visitor, "Data", "Breast cancer (classification)")
     choose_select(visitor, "Split", "label skew (α)")
@@ -874,6 +885,15 @@ def test_a_flower_run_shows_its_parties_and_sealed_hops(browser: Browser, server
     expect(parties).to_be_visible()
     no_exception(visitor)
     visitor.screenshot(path=str(ARTIFACTS / "8-flower-ring.png"), full_page=True)
+    # The privacy lab after a Flower run: the key stayed in the key holder's node, so the default
+    # coalition (server + hospital 2) cannot be decrypted here. It used to crash (IndexError).
+    visitor.get_by_test_id("stSidebarNav").get_by_text("Privacy", exact=True).click()
+    idle(visitor)
+    expect(visitor.get_by_text("key holder's own process", exact=False)).to_be_visible()
+    expect(visitor.get_by_text("Summary", exact=True)).to_be_visible()  # the page is drawn to its end
+    expect(visitor.get_by_text("Exposed in every round: ****")).to_have_count(0)
+    no_exception(visitor)
+    visitor.screenshot(path=str(ARTIFACTS / "8-flower-privacy.png"), full_page=True)
     visitor.context.close()
 
 

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import default_sigint, sigint_ignored
 
 from fedviz.cli import main
 
@@ -204,16 +205,18 @@ def test_ctrl_c_in_a_real_process_is_one_line_even_with_worker_processes():
     print a traceback."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     args = ["--hospitals", "20", "--rounds", "1000", "--key-length", "3072", "--json"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fedviz", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        start_new_session=True,  # its own process group, as a terminal's foreground job
-    )
+    with sigint_ignored():  # as when .ci/run is a background job of a non-interactive shell
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fedviz", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,  # its own process group, as a terminal's foreground job
+            preexec_fn=default_sigint,
+        )
     try:
         deadline = time.monotonic() + 60
         while not any(_children(c) for c in _children(proc.pid)):  # fork server and its workers

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import io
 import json
+import pickle
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -45,9 +48,9 @@ def csv_bytes(rows: list[str]) -> bytes:
         (csv_bytes(["a,y", "1,2", "3"]), "y", "row 3"),
         (csv_bytes(["a,y", "1,2"]), "z", "has no column 'z'"),
         (csv_bytes(["a,y", "1,2"]), "", "choose the target column"),
-        (csv_bytes(["a,y", "one,2"]), "y", "row 2, column 'a'"),
-        (csv_bytes(["a,y", "nan,2"]), "y", "must be finite"),
-        (csv_bytes(["a,y", "inf,2"]), "y", "must be finite"),
+        (csv_bytes(["a,y", "one,2", "3,4"]), "y", "row 2, column 'a' of t.csv is 'one', not a number"),
+        (csv_bytes(["a,y", "nan,2", "3,4"]), "y", "must be finite"),
+        (csv_bytes(["a,y", "inf,2", "3,4"]), "y", "must be finite"),
         (csv_bytes(["a,y", "1,red", "2,green", "3,blue"]), "y", "must be numeric, or two-valued"),
     ],
 )
@@ -114,6 +117,160 @@ def test_cli_refuses_bad_data_in_one_line_with_exit_2(tmp_path: Path):
         assert main(args, out, err) == 2, args
         lines = err.getvalue().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: "), (args, lines)
+
+
+def refusal(data: bytes, target: str = "y", name: str = "data.csv") -> str:
+    """The sentence `read_csv` refuses the bytes with (one line)."""
+    with pytest.raises(DataError) as info:
+        read_csv(data, target, name)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_a_constant_target_is_refused_but_a_constant_feature_is_fine(tmp_path: Path):
+    rows = [f"{i % 7},{i},5" for i in range(400)]
+    message = refusal(csv_bytes(["a,b,y", *rows]), name="constant_target.csv")
+    assert message == (
+        "the target 'y' of constant_target.csv has the same value (5) in every row: there is nothing to "
+        "learn; choose another target"
+    )
+    assert "('yes')" in refusal(csv_bytes(["a,y", "1,yes", "2,yes", "3, yes"]))  # text: one label
+    assert "(2.5)" in refusal(csv_bytes(["a,y", "1,2.5", "2,2.50", "3,25e-1"]))  # one number, three spellings
+    constant_feature = example_csv().replace("\n", ",3\n").replace("progression,3", "progression,unit", 1)
+    path = tmp_path / "constant_feature.csv"
+    path.write_text(constant_feature)
+    config = Config(dataset="csv", data_path=str(path), target="unit")
+    with pytest.raises(DataError, match="same value"):
+        split_for(config)
+    data = prepared(dataclasses.replace(config, target="progression"))  # 'unit' is now a feature: fine
+    assert all(np.isfinite(X).all() for X in data.hospital_X) and np.isfinite(data.X_test).all()
+    column = data.features.index("unit")
+    assert all(np.all(X[:, column] == 0) for X in data.hospital_X)  # (3 - 3) / 1: no division by zero
+
+
+def test_every_problem_of_a_file_is_named_in_one_sentence_grouped_by_column():
+    rows = ["sex,site,bmi,y", "M,1,22,1", "1,1,23,2", "1,north,24,3", "F,1,25,4", "1,1,26,5", "1,1,,6"]
+    rows += ["1,1,27,7", "X,1,28,8"]
+    assert refusal(csv_bytes(rows)) == (
+        "3 problems in data.csv: column 'sex' holds text in rows 2, 5 and 9 ('M', 'F', 'X'); column 'site' "
+        "holds text in row 4 ('north'); row 7, column 'bmi' is empty"
+    )
+    assert refusal(csv_bytes(["a,y", "1,2", " ,3"])) == (
+        "row 3, column 'a' of data.csv is empty: fill it in or remove the row"
+    )  # empty, not "'' is not a number"
+    many = csv_bytes(["a,y", *[f"{'x' if i % 2 else i},{i}" for i in range(40)]])
+    assert (
+        refusal(many)
+        == "column 'a' of data.csv holds text in rows 3, 5, 7, 9, 11 and 15 more ('x'), not numbers"
+    )
+    wide = csv_bytes(["a,b,c,d,e,f,g,h,y", *[f"1,2,3,4,5,6,7,8,{i}" for i in range(5)], "q,q,q,q,q,q,q,q,9"])
+    message = refusal(wide)
+    assert message.startswith("8 problems in data.csv: column 'a' holds text in row 7 ('q'); column 'b'")
+    assert message.endswith("column 'f' holds text in row 7 ('q'); and 2 more problems")
+    ragged = csv_bytes(["a,y", "1,2", "3", "4,5,6", "x,7", "8,"])
+    assert refusal(ragged) == (
+        "3 problems in data.csv: rows 3 and 4 have 1 and 3 cells, not the header's 2; column 'a' holds text "
+        "in row 5 ('x'); row 6, column 'y' is empty"
+    )
+    with pytest.raises(DataError) as info:
+        inspect_csv(ragged, "t.csv")
+    assert str(info.value) == "rows 3 and 4 of t.csv have 1 and 3 cells; the header has 2"
+
+
+def test_semicolon_and_tab_files_read_as_their_comma_version():
+    comma = read_csv(csv_bytes(["age,bmi,sick", "50,22.5,yes", "60,30,no", "70,-1e3,no"]), "sick")
+    for delimiter in (";", "\t", "|"):
+        text = csv_bytes(["age,bmi,sick", "50,22.5,yes", "60,30,no", "70,-1e3,no"]).replace(
+            b",", delimiter.encode()
+        )
+        other = read_csv(text, "sick")
+        assert np.array_equal(other.X, comma.X) and np.array_equal(other.y, comma.y)
+        assert (other.features, other.classes) == (comma.features, comma.classes)
+    quoted = read_csv(csv_bytes(['"a;b",y', "1,2", "3,4"]), "y")  # a ';' inside a comma file's name
+    assert quoted.features == ("a;b",)
+    uneven = csv_bytes(["a;b;y", "1;2;3", "4;5"])
+    assert refusal(uneven) == "row 3 of data.csv (read as semicolon-separated) has 2 cells; the header has 3"
+    assert refusal(csv_bytes(["a;b\tc", "1;2\t3"])) == (
+        "data.csv has 1 column when read as comma-separated; its header contains ';' and a tab, so it looks "
+        "semicolon- or tab-delimited but not clearly which: save it as comma-separated CSV"
+    )
+
+
+def test_decimal_commas_are_refused_naming_the_cell():
+    assert refusal(csv_bytes(["a;b;y", "1,5;2;3", "2;3;4"])) == (
+        "row 2, column 'a' of data.csv is '1,5', with a decimal comma: write 1.5 "
+        "(numbers need a decimal point)"
+    )
+    assert refusal(csv_bytes(["a;b;y", "1,5;2,25;3", "2;3;4"])) == (
+        "data.csv uses decimal commas in columns 'a' and 'b' (row 2, column 'a' is '1,5'): numbers need a "
+        "decimal point; save the file with '.' as the decimal separator"
+    )
+    assert "decimal comma" in refusal(csv_bytes(["a,y", '"0,5",1', "2,3"]))  # quoted in a comma file
+
+
+def test_spreadsheets_and_other_files_renamed_csv_are_named():
+    xlsx = io.BytesIO()
+    with zipfile.ZipFile(xlsx, "w") as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("xl/workbook.xml", "<workbook/>")
+    assert refusal(xlsx.getvalue()) == (
+        "data.csv is a spreadsheet (Excel .xlsx), not CSV text: save it as CSV (comma-separated) first"
+    )
+    xls = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(100) + "Workbook".encode("utf-16-le")
+    assert "is a spreadsheet (Excel .xls), not CSV text" in refusal(xls)
+    assert "is a PDF document" in refusal(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    assert "is gzip-compressed" in refusal(gzip.compress(b"a,y\n1,2\n"))
+    assert "is a zip archive" in refusal(b"PK\x03\x04" + bytes(40))
+    assert "is UTF-16 text" in refusal("a,y\n1,2\n".encode("utf-16"))
+
+
+def test_too_few_rows_for_even_two_hospitals_says_how_many_are_needed(tmp_path: Path):
+    path = tmp_path / "data.csv"
+    path.write_bytes(csv_bytes(["a,y", "1,2", "2,3", "3,4", "4,5", "5,6"]))
+    with pytest.raises(DataError) as info:
+        split_for(Config(dataset="csv", data_path=str(path), target="y", hospitals=3))
+    assert str(info.value) == (
+        "data.csv has 5 rows: 4 for training after 1 test row; 3 hospitals need at least 15 training rows "
+        "(5 each), so at least 19 rows in all"
+    )
+    path.write_text(example_csv())
+    with pytest.raises(DataError) as info:
+        split_for(Config(dataset="csv", data_path=str(path), target="progression", hospitals=20))
+    assert str(info.value).endswith(
+        "20 hospitals need at least 100 training rows (5 each), so at least 125 rows in all; these 60 rows "
+        "are enough for at most 9 hospitals"
+    )
+
+
+def test_logistic_regression_is_refused_when_the_training_rows_hold_one_value(tmp_path: Path):
+    path = tmp_path / "rare.csv"
+    path.write_bytes(csv_bytes(["a,y", *[f"{i},{int(i == 0)}" for i in range(60)]]))
+    refused = 0
+    for seed in range(12):
+        config = Config(dataset="csv", data_path=str(path), target="y", model="logistic", seed=seed)
+        try:
+            data = split_for(config)
+        except DataError as exc:
+            refused += 1
+            assert "all 48 training rows of rare.csv have the target 'y' = '0'" in str(exc)
+            assert "logistic regression needs both values" in str(exc)
+        else:
+            assert 1.0 in np.concatenate(data.hospital_y)
+    assert 0 < refused < 12  # the one '1' row is among the 12 test rows for some seeds only
+
+
+def test_plain_keeps_the_users_file_name_as_spelled():
+    with pytest.raises(DataError) as info:
+        read_csv(b"", "y", "constant_target.csv")
+    assert info.value.plain == "constant_target.csv is empty."
+    assert pickle.loads(pickle.dumps(info.value)).plain == "constant_target.csv is empty."
+    with pytest.raises(DataError) as info:
+        read_csv(b"", "y")
+    assert info.value.plain == "The CSV file is empty."
+    with pytest.raises(DataError) as info:
+        read_csv(csv_bytes(["a,y", "one,2", "3,4"]), "y", "data.csv")
+    assert info.value.plain == "Row 2, column 'a' of data.csv is 'one', not a number."
 
 
 # --------------------------------------------------------------------------- splits
@@ -264,8 +421,11 @@ def test_the_offered_target_is_one_the_file_reads_with():
     plain = csv_bytes(["age,bmi,y", "50,22,151", "60,30,75"])
     assert usable_target(plain, "t.csv", inspect_csv(plain)) == "y"
     labelled = csv_bytes(["sick,age,note", "yes,50,1", "no,60,x"])  # no column works as the target
-    with pytest.raises(DataError, match="row 2, column 'sick'"):  # the last column's error
+    with pytest.raises(DataError) as info:
         usable_target(labelled, "t.csv", inspect_csv(labelled))
+    assert str(info.value).startswith(
+        "column 'sick' of t.csv holds text in rows 2 and 3"
+    )  # the last column's
     text_label = csv_bytes(["age,bmi,sick", "50,22,yes", "60,30,no"])
     assert usable_target(text_label, "t.csv", inspect_csv(text_label)) == "sick"
     label_first = csv_bytes(["sick,age,bmi", "yes,50,22", "no,60,30"])  # bmi fails: 'sick' is text

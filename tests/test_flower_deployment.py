@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import alive, of_type, wait_until
+from conftest import alive, default_sigint, of_type, sigint_ignored, wait_until
 
 from fedviz.config import Config
 from fedviz.engines.flower.launcher import MARKER, marked
@@ -40,14 +40,16 @@ round, by the same nodes through the direct transport in test_flower_logic.py)."
 
 
 def cli(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "fedviz", "--engine", "flower", "--key-length", "1024", "--events", *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
+    with sigint_ignored():  # as when .ci/run is a background job of a non-interactive shell
+        return subprocess.Popen(
+            [sys.executable, "-m", "fedviz", "--engine", "flower", "--key-length", "1024", "--events", *args],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            preexec_fn=default_sigint,  # Ctrl-C must reach it whatever the suite's shell ignores
+        )
 
 
 def leftovers() -> list[int]:

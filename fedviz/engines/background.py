@@ -198,6 +198,8 @@ class Job:
             else Progress(0.0, "setup")
         )
         self.first_point_s: float | None = None
+        self.paused_s = 0.0
+        """Of `elapsed`, the presentation pauses taken so far."""
 
     # ------------------------------------------------------------------ control
 
@@ -224,7 +226,10 @@ class Job:
 
     def cancel_with(self, owner: object, reason: str = "its session ended") -> None:
         """Cancel this job when `owner` is garbage collected (e.g. a closed session's state).
-        The link is dropped when the job ends, so an ended job is not kept alive by it."""
+        The link is dropped when the job ends, so an ended job is not kept alive by it; a new
+        owner replaces the old one (a page reloaded and reattached to the run)."""
+        if self._finalizer is not None:
+            self._finalizer.detach()
         self._finalizer = weakref.finalize(owner, self.cancel, reason)
 
     # ------------------------------------------------------------------ reading
@@ -282,7 +287,9 @@ class Job:
                     break
                 self._consume(event)
                 if isinstance(event, FederatedRound) and self.pause > 0:
+                    paused = time.perf_counter()
                     self._cancel.wait(self.pause)
+                    self.paused_s += time.perf_counter() - paused
         except FedvizError as exc:
             self._fail(str(exc))
         except Exception as exc:  # a worker killed by cancel() surfaces here too

@@ -108,10 +108,12 @@ def alternative_split(truth: np.ndarray, attacker: int, rng: np.random.Generator
 
 
 def difference_errors(obs: Observations, attacker: int = 0) -> np.ndarray:
-    """Per round, the largest error of the difference attack against the sum of the others."""
+    """Per round, the largest error of the difference attack against the others' true sum:
+    the attacker subtracts what it sent itself (under DP its noised gradient), so the error
+    is the others' noise, or float rounding without DP."""
     out = []
-    for g, avg in zip(obs.gradients, obs.averages, strict=True):
-        out.append(difference_attack(g[attacker], avg, obs.hospitals, g, attacker).error)
+    for g, sent, avg in zip(obs.gradients, obs.sent, obs.averages, strict=True):
+        out.append(difference_attack(sent[attacker], avg, obs.hospitals, g, attacker).error)
     return np.array(out)
 
 

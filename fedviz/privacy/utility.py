@@ -111,3 +111,24 @@ def curve(
         config.dp_clip,
         config.rounds,
     )
+
+
+@dataclass(frozen=True)
+class Spread:
+    """How much a DP run's result owes to its particular draw of noise."""
+
+    draws: tuple[float, ...]
+    """Final test metric of fresh draws of the noise at the run's epsilon (sorted)."""
+    clipped_only: float
+    """The same descent with clipping and no noise."""
+
+
+def spread(config: Config, repeats: int = 5, rng: np.random.Generator | None = None) -> Spread:
+    """`repeats` plaintext reruns of a DP config's federated phase, each with fresh noise
+    (cheap: no keys, the pooled rows once per round)."""
+    assert config.dp_epsilon is not None, "only a differentially private run has noise to draw"
+    data = prepared(config)
+    rng = rng or np.random.default_rng()
+    sigma = noise_multiplier(config.dp_epsilon, config.dp_delta, config.rounds) * config.dp_clip
+    draws = sorted(final_mse(config, data, sigma, rng) for _ in range(repeats))
+    return Spread(tuple(draws), final_mse(config, data, 0.0, rng))

@@ -8,7 +8,9 @@ per key length on random public-size numbers (no key material involved) and cach
 from __future__ import annotations
 
 import secrets
+import threading
 import time
+from collections import deque
 from functools import lru_cache
 
 import gmpy2
@@ -54,23 +56,90 @@ events), measured on the 2-core reference machine."""
 def obfuscator_seconds(config: Config) -> float:
     """One core's time for all of a run's encryption randomness (plain exponentiations)."""
     obf, _ = operation_costs(config.key_length, config.obfuscator)
-    return config.rounds * config.hospitals * planned_codec(config).ciphertexts * obf
+    cts = planned_codec(config, planned_dims(config) + 1).ciphertexts
+    return config.rounds * config.hospitals * cts * obf
 
 
-def estimate_seconds(config: Config, workers: int | None = None) -> float:
+LOGISTIC_FIT_S = 0.1
+"""scikit-learn's LogisticRegression on the pooled rows, the logistic model's yardstick."""
+OWN_UNITS_S = 0.15
+"""Reading and checking a data set in its own units (breast cancer: scikit-learn's loader;
+a CSV: parsing every cell), besides the standardisation's crypto."""
+
+
+def setup_seconds(config: Config) -> float:
+    """One-off work before the rounds: for data in its own units the standardisation through
+    the ring (2d + 1 values per hospital, one ciphertext each, full CRT decryptions), and the
+    logistic model's scikit-learn yardstick."""
+    seconds = 0.0
+    if not config.is_the_posts_data and config.dataset != "diabetes":
+        obf, dec = operation_costs(config.key_length, config.obfuscator)
+        values = 2 * planned_dims(config) + 1
+        seconds += OWN_UNITS_S + values * (config.hospitals * obf + 2 * dec)
+    if config.model == "logistic":
+        seconds += LOGISTIC_FIT_S
+    return seconds
+
+
+def estimate_seconds(config: Config, workers: int | None = None, others: int = 0) -> float:
     """Expected wall time of `run(config)` with the process pool (a UI's pauses excluded).
 
     Per round: the decryptions are on the critical path; the obfuscators run on the pool's
     workers, but everything shares the cores, so a round takes at least all CPU work divided
-    by the cores. Keygen uses typical times. Good to a factor of about 1.5, not a promise.
+    by the cores. Keygen uses typical times; one-off work is `setup_seconds`. `others`: runs
+    already in flight on this machine's cores, each taking an equal share of them. Good to a
+    factor of about 1.5, not a promise.
     """
     cores = workers or default_workers()
     obf, dec = operation_costs(config.key_length, config.obfuscator)
-    cts = planned_codec(config).ciphertexts
+    cts = planned_codec(config, planned_dims(config) + 1).ciphertexts
     critical = cts * dec
     per_round = max(critical, (config.hospitals * cts * obf + critical) / cores)
     per_round += config.hospitals * PER_HOSPITAL_ROUND_S
-    return KEYGEN_S[config.key_length] + config.rounds * per_round + 0.05
+    work = KEYGEN_S[config.key_length] + setup_seconds(config) + config.rounds * per_round + 0.05
+    return work * (1 + max(0, others))
+
+
+def planned_dims(config: Config) -> int:
+    """Features of the configured data, without the intercept (a CSV's from its header line;
+    10, the diabetes data's, if that cannot be read)."""
+    from fedviz.data.sources import feature_names
+
+    if config.dataset != "csv":
+        return len(feature_names(config.dataset))
+    try:
+        with open(str(config.data_path), encoding="utf-8-sig", errors="replace") as f:
+            header = f.readline()
+    except OSError:
+        return 10
+    delimiter = max(",;\t", key=header.count)
+    return max(1, len(header.split(delimiter)) - 1)
+
+
+class Calibration:
+    """How recent runs on this server compared with their forecasts: the median of the last
+    few actual/forecast ratios (pauses taken out of both), used to scale the next forecast.
+    It holds durations only, so one instance may serve every session of a server."""
+
+    def __init__(self, keep: int = 8, least: int = 3) -> None:
+        self._ratios: deque[float] = deque(maxlen=keep)
+        self._least = least
+        self._lock = threading.Lock()
+
+    def record(self, forecast_s: float, actual_s: float) -> None:
+        """A finished run's forecast and actual time, both without presentation pauses."""
+        if forecast_s >= 0.1 and actual_s > 0:
+            with self._lock:
+                self._ratios.append(actual_s / forecast_s)
+
+    def factor(self) -> float:
+        """The scale for the next forecast: 1 until `least` runs are known, then their median
+        ratio, kept between 0.5 and 10."""
+        with self._lock:
+            ratios = sorted(self._ratios)
+        if len(ratios) < self._least:
+            return 1.0
+        return float(min(10.0, max(0.5, ratios[len(ratios) // 2])))
 
 
 FLOWER_START_S = 25.0

@@ -6,6 +6,9 @@ Invariants:
   recover the other's gradient, 3 or more only the others' sum) and which partial sums it
   knows in the clear is `prefixes` (by default `known_prefixes`: P_n = n·ā for everyone who
   hears the broadcast). Pass other rules and the table follows them.
+- Under differential privacy (`noisy`) what a hospital puts in the ring is its clipped
+  gradient plus its share of the noise: what a rule recovers exactly is that noised
+  gradient, and the cells say so.
 - Each party is taken alone (no collusion): a hospital is the coalition of itself, the
   server the empty coalition with the key, an eavesdropper the empty coalition without it.
   Hospitals are numbered by ring position.
@@ -57,30 +60,34 @@ def table(
     exposed: Rule = exposed_hospitals,
     prefixes: Rule = known_prefixes,
     collapse_above: int = COLLAPSE_ABOVE,
+    noisy: bool = False,
 ) -> tuple[Row, ...]:
     """The who-sees-what table of a ring of `hospitals`: the hospitals, the server, an
-    eavesdropper on a hop."""
+    eavesdropper on a hop (`noisy`: the run adds differential-privacy noise)."""
+
     rows: list[Row] = []
     if hospitals <= collapse_above:
         for k in range(1, hospitals + 1):
             rows.append(
-                _row(_Party(hospital_name(k - 1), frozenset({k}), False), hospitals, exposed, prefixes)
+                _row(_Party(hospital_name(k - 1), frozenset({k}), False), hospitals, exposed, prefixes, noisy)
             )
     else:
-        rows.append(_row(_Party(hospital_name(0), frozenset({1}), False), hospitals, exposed, prefixes))
+        rows.append(
+            _row(_Party(hospital_name(0), frozenset({1}), False), hospitals, exposed, prefixes, noisy)
+        )
         middle = [
-            _row(_Party(hospital_name(k - 1), frozenset({k}), False), hospitals, exposed, prefixes)
+            _row(_Party(hospital_name(k - 1), frozenset({k}), False), hospitals, exposed, prefixes, noisy)
             for k in range(2, hospitals)
         ]
         rows.append(_merge(f"Hospital k (middle: 2–{hospitals - 1})", middle))
         last = _Party(hospital_name(hospitals - 1), frozenset({hospitals}), False)
-        rows.append(_row(last, hospitals, exposed, prefixes))
-    rows.append(_row(_Party(SERVER_NAME, frozenset(), True), hospitals, exposed, prefixes))
-    rows.append(_row(_Party(EAVESDROPPER, frozenset(), False), hospitals, exposed, prefixes))
+        rows.append(_row(last, hospitals, exposed, prefixes, noisy))
+    rows.append(_row(_Party(SERVER_NAME, frozenset(), True), hospitals, exposed, prefixes, noisy))
+    rows.append(_row(_Party(EAVESDROPPER, frozenset(), False), hospitals, exposed, prefixes, noisy))
     return tuple(rows)
 
 
-def _row(party: _Party, hospitals: int, exposed: Rule, prefixes: Rule) -> Row:
+def _row(party: _Party, hospitals: int, exposed: Rule, prefixes: Rule, noisy: bool = False) -> Row:
     """One party's cells, from the rules."""
     n = hospitals
     hospital = bool(party.members)
@@ -97,7 +104,15 @@ def _row(party: _Party, hospitals: int, exposed: Rule, prefixes: Rule) -> Row:
     if found:
         names = " and ".join(hospital_name(k - 1) for k in found)
         how = f"{n}·ā minus its own gradient" if hospital and not party.with_server else "what it holds"
-        others = Cell(True, f"It recovers {names}'s gradient exactly from {how}.")
+        others = (
+            Cell(
+                True,
+                f"It recovers {names}'s noised gradient exactly from {how}: what was sent, clipped and with its "
+                "share of the DP noise, not the true gradient.",
+            )
+            if noisy
+            else Cell(True, f"It recovers {names}'s gradient exactly from {how}.")
+        )
     elif hospital:
         left = n - len(party.members)
         others = Cell(
@@ -111,9 +126,16 @@ def _row(party: _Party, hospitals: int, exposed: Rule, prefixes: Rule) -> Row:
     if not sum_known:
         total = Cell(False, "It never sees the total in the clear.")
     elif server:
-        total = Cell(True, "It decrypts it: the only thing it decrypts.")
+        total = Cell(
+            True,
+            "It decrypts it: the only thing it decrypts." + (" It carries the DP noise." if noisy else ""),
+        )
     else:
-        total = Cell(True, f"{n} × the broadcast average (the number of hospitals is public).")
+        total = Cell(
+            True,
+            f"{n} × the broadcast average (the number of hospitals is public)"
+            + (", noise included." if noisy else "."),
+        )
 
     if not sum_known:
         average = Cell(False, "It does not hear the broadcast.")

@@ -358,6 +358,17 @@ def _exposed_alone(view: RoundView, position: int) -> list[str]:
     return [view.order[p - 1] for p in sorted(found)]
 
 
+def _exposed_by(view: RoundView, position: int) -> list[str]:
+    """The other hospitals that each, on its own, recover the gradient of the hospital at
+    `position` once the average is broadcast (the same rules as the who-sees-what table)."""
+    n = len(view.order)
+    return [
+        view.order[p - 1]
+        for p in range(1, n + 1)
+        if p != position and position in exposed_hospitals(frozenset({p}), False, n)
+    ]
+
+
 def _after_broadcast(view: RoundView, position: int) -> str:
     exposed = _exposed_alone(view, position)
     if not exposed:
@@ -454,7 +465,13 @@ def hop_step(view: RoundView, position: int) -> Step:
         when = f"acts at the same time as the other {n - 1}" if view.star else "acts first"
         does = f"{name} {when}. {computes}{_remedies(view.config)} It sends {carries} to {to}: {_sealed(hop, view.features)}."
         holds = f"Its {patients} patients' rows (they never leave it), its gradient {own}, and n."
-        learned = f"Its own gradient {own} {below}: nobody else ever sees it in the clear."
+        readers = _exposed_by(view, position)
+        learned = (
+            f"Its own gradient {own} {below}. It stays its own only until the broadcast: then "
+            f"{' and '.join(readers)} can compute it exactly ({n}·ā minus its own gradient)."
+            if readers
+            else f"Its own gradient {own} {below}: no other party on its own ever sees it in the clear."
+        )
         cannot = "Anything about the other hospitals: it has received nothing from them." + _after_broadcast(
             view, position
         )
@@ -513,9 +530,12 @@ def decrypt_step(view: RoundView) -> Step:
             "key holder (see the Privacy page)."
         )
     else:
-        cannot = (
-            "Any single hospital's gradient: it decrypts nothing but the full sum. (If a hospital handed it "
-            "the message it received, it could decrypt that partial sum — see the Privacy page.)"
+        cannot = "Any single hospital's gradient: it decrypts nothing but the full sum. " + (
+            "(Even if a hospital handed it the message it received, that partial sum would decrypt to noise: "
+            "it carries pairwise masks that cancel only in the full sum.)"
+            if view.config.masks == "pairwise"
+            else "(If a hospital handed it the message it received, it could decrypt that partial sum — see the "
+            "Privacy page.)"
         )
     return Step(
         title="The server decrypts only the total",
@@ -525,7 +545,12 @@ def decrypt_step(view: RoundView) -> Step:
             f"private key — the only message it decrypts this round — and reads the total of all {n} gradients (below)."
         ),
         holds="The private key and, now, the total.",
-        learned=f"The sum {everyone} of all {n} hospitals' gradients.",
+        learned=f"The sum {everyone} of all {n} hospitals' gradients"
+        + (
+            ", each clipped and carrying its hospital's share of the noise."
+            if view.config.dp_epsilon is not None
+            else "."
+        ),
         cannot=cannot,
         facts=(
             ("Gradients in the total", str(last.contributions)),
