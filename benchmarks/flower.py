@@ -2,12 +2,15 @@
 
     .venv/bin/python -m benchmarks.flower                 # 3 hospitals, 1024 bits, 3 rounds
     .venv/bin/python -m benchmarks.flower --bits 2048 --rounds 4
+    .venv/bin/python -m benchmarks.flower --only-ring     # Flower's ring, as is and with short waits
 
 In one run, for the same config:
 - in-process: the default engine (every party an object in this process);
 - direct: the Flower engine's relay and nodes without Flower (each node's handler called in
   this process): what the protocol's messages cost without any transport;
-- Flower ring and Flower star: a loopback deployment (SuperLink, one SuperNode per party).
+- Flower ring and Flower star: a loopback deployment (SuperLink, one SuperNode per party), as
+  Flower 1.42 is, and with `--flower-short-waits` (three of its hard-coded waits shortened in
+  fedviz's own processes: `fedviz.engines.flower.short_waits`), the ratio printed side by side.
 It prints the start-up time, the median wall time per federated round, the exchanges per
 round, and for Flower the split of an exchange into the parties' own work (encryption,
 additions, decryption, as they report it) and Flower's share (everything else: polling,
@@ -90,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bits", type=int, default=1024)
     p.add_argument("--hospitals", type=int, default=3)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--only-ring", action="store_true", help="only Flower's ring, as is and with short waits")
     args = p.parse_args(argv)
     config = Config(hospitals=args.hospitals, key_length=args.bits, rounds=args.rounds)
 
@@ -98,8 +102,12 @@ def main(argv: list[str] | None = None) -> int:
         ("direct ring (no transport)", lambda: direct(config, "ring")),
         ("direct star (no transport)", lambda: direct(config, "star")),
         ("Flower ring", lambda: run_flower(config, "ring")),
+        ("Flower ring, short waits", lambda: run_flower(config, "ring", short_waits=True)),
         ("Flower star", lambda: run_flower(config, "star")),
+        ("Flower star, short waits", lambda: run_flower(config, "star", short_waits=True)),
     ]
+    if args.only_ring:
+        runs = [runs[0], runs[3], runs[4]]
     results = []
     for name, start in runs:
         t = time.perf_counter()
@@ -131,19 +139,34 @@ def main(argv: list[str] | None = None) -> int:
             f"| {m.name}{same} | {total:.2f} | {m.start_s:.2f} | {per_round:.3f} | {exchanges or '—'} | {work:.4f} | "
             f"{f'{share:.1%}' if m.exchanges else '—'} |"
         )
-    flower = [m for m, _ in results if m.name.startswith("Flower")]
-    hops = [
-        e.seconds
-        for m in flower
-        for e in m.exchanges
-        if e.round > 0 and (e.step.startswith("hop") or e.step == "decrypt")
-    ]
-    if hops:
+    exchanges: dict[str, list[float]] = {}
+    rounds: dict[str, float] = {}
+    for m, _ in results:
+        if m.name.startswith("Flower"):
+            exchanges[m.name] = [
+                e.seconds
+                for e in m.exchanges
+                if e.round > 0 and (e.step.startswith(("hop", "part")) or e.step == "decrypt")
+            ]
+            rounds[m.name] = statistics.median(m.rounds_s) if m.rounds_s else float("nan")
+    if exchanges:
         print()
         print(
-            f"One Flower exchange (push, a new ClientApp process on the node, reply pulled): median "
-            f"{statistics.median(hops):.2f} s, min {min(hops):.2f} s, max {max(hops):.2f} s over {len(hops)}"
+            "| Flower | one exchange, median s (min–max) | over | round, median s | ratio to as-is (exchange / round) |"
         )
+        print("|---|---:|---:|---:|---|")
+        for name, hops in exchanges.items():
+            base_name = name.replace(", short waits", "")
+            ratio = ""
+            if name != base_name and exchanges.get(base_name):
+                ratio = (
+                    f"{statistics.median(hops) / statistics.median(exchanges[base_name]):.2f}× / "
+                    f"{rounds[name] / rounds[base_name]:.2f}×"
+                )
+            print(
+                f"| {name} | {statistics.median(hops):.2f} ({min(hops):.2f}–{max(hops):.2f}) | {len(hops)} | "
+                f"{rounds[name]:.1f} | {ratio} |"
+            )
     return 0 if all(m.mse == base for m, _ in results) else 1
 
 

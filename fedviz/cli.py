@@ -117,6 +117,20 @@ def build_parser() -> argparse.ArgumentParser:
         "needs --target",
     )
     p.add_argument(
+        "--site-data",
+        default=None,
+        nargs="+",
+        metavar="FILE.csv",
+        help="one CSV per hospital, in ring order (each hospital trains on its own file and holds out "
+        "its own test rows, as on a pilot's sites); needs --target; sets the number of hospitals",
+    )
+    p.add_argument(
+        "--test-fraction",
+        default="0.2",
+        metavar="F",
+        help="with --site-data: the share of each site's rows held out as its own test rows (default 0.2)",
+    )
+    p.add_argument(
         "--target",
         default=None,
         metavar="COLUMN",
@@ -198,6 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(hospitals in parallel, the relay multiplies)",
     )
     p.add_argument(
+        "--flower-short-waits",
+        action="store_true",
+        help="with --engine flower: shorten three of Flower 1.42's hard-coded waits in fedviz's own "
+        "processes (off by default; see the README's Speed on Flower)",
+    )
+    p.add_argument(
         "--events",
         action="store_true",
         help="print every event as one JSON line on stdout as it happens",
@@ -220,12 +240,24 @@ def config_from(args: argparse.Namespace) -> Config:
         )
     if split[0] != "by-feature" and len(split) != 1:
         raise ConfigError("split", " ".join(split), "one of contiguous, iid, by-feature COLUMN, label-skew")
-    if args.data is not None and args.target is None:
+    sites = tuple(args.site_data or ())
+    if sites and args.data is not None:
+        raise ConfigError(
+            "data", args.data, "either --data (one file dealt out) or --site-data (a file per hospital)"
+        )
+    if (args.data is not None or sites) and args.target is None:
         raise ConfigError("target", "", "the CSV's column to predict (--target COLUMN)", EMPTY)
-    if args.target is not None and args.data is None:
+    if args.target is not None and args.data is None and not sites:
         raise ConfigError("data", "", "a CSV file (--data FILE.csv) for --target", EMPTY)
+    hospitals = int(parse_number("hospitals", args.hospitals, int))
+    if sites:
+        if args.hospitals != str(Config().hospitals) and hospitals != len(sites):
+            raise ConfigError("hospitals", args.hospitals, f"{len(sites)}, one per --site-data file")
+        hospitals = len(sites)
+        if len(sites) < 2:
+            raise ConfigError("site_data", sites[0], "at least two files, one per hospital")
     return Config(
-        hospitals=int(parse_number("hospitals", args.hospitals, int)),
+        hospitals=hospitals,
         key_length=int(parse_number("key_length", args.key_length, int)),
         learning_rate=float(parse_number("learning_rate", args.learning_rate, float)),
         rounds=int(parse_number("rounds", args.rounds, int)),
@@ -239,7 +271,9 @@ def config_from(args: argparse.Namespace) -> Config:
         dp_clip=float(parse_number("dp_clip", args.dp_clip, float)),
         masks=args.masks,
         shuffle_ring=args.shuffle_ring,
-        dataset="csv" if args.data is not None else args.dataset,
+        dataset="sites" if sites else "csv" if args.data is not None else args.dataset,
+        site_paths=sites,
+        test_fraction=float(parse_number("test_fraction", args.test_fraction, float)) if sites else 0.2,
         data_path=args.data,
         target=args.target,
         split=split[0],
@@ -254,6 +288,8 @@ def _engine(args: argparse.Namespace) -> tuple[str, str]:
         raise ConfigError("engine", args.engine, "inprocess or flower")
     if args.topology not in ("ring", "star"):
         raise ConfigError("topology", args.topology, "ring or star")
+    if args.engine == "inprocess" and args.flower_short_waits:
+        raise ConfigError("flower_short_waits", True, "only with --engine flower")
     if args.engine == "inprocess" and args.topology != "ring":
         raise ConfigError(
             "topology", args.topology, "ring with the in-process engine (star needs --engine flower)"
@@ -324,7 +360,7 @@ def _main(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
 
     record = RunRecord()
     try:
-        for event in _events(config, engine, topology, use_pool):
+        for event in _events(config, engine, topology, use_pool, args.flower_short_waits):
             record.add(event)
             if args.events:
                 out.write(to_line(event) + "\n")
@@ -349,11 +385,13 @@ def _main(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
     return 0 if record.finished is not None else EXIT_FAILED
 
 
-def _events(config: Config, engine: str, topology: str, use_pool: bool) -> Iterator[Event]:
+def _events(
+    config: Config, engine: str, topology: str, use_pool: bool, short_waits: bool = False
+) -> Iterator[Event]:
     if engine == "flower":
         from fedviz.engines.flower.engine import run as run_flower
 
-        return run_flower(config, topology)  # type: ignore[arg-type]
+        return run_flower(config, topology, short_waits=short_waits)  # type: ignore[arg-type]
     from fedviz.engines.inprocess import run
 
     if use_pool:
@@ -431,14 +469,25 @@ def format_report(record: object) -> str:
     c, f = record.config, record.finished
     logistic = c.model == "logistic"
     digits = 4 if logistic else 2
-    data = "" if c.is_the_posts_data and c.dataset == "diabetes" else f", {c.dataset} data split {c.split}"
+    data = (
+        ""
+        if c.is_the_posts_data and c.dataset == "diabetes"
+        else ", each hospital's own file"
+        if c.per_site
+        else f", {c.dataset} data split {c.split}"
+    )
+    held = (
+        "each hospital on its own held-out rows: " + " / ".join(map(str, record.own_test_rows))
+        if record.own_test_rows
+        else f"{record.test_rows} held-out rows"
+    )
     lines = [
         f"{c.hospitals} hospitals, {c.key_length}-bit Paillier keys ({c.encoding}, {c.obfuscator} "
         f"randomness), eta {c.learning_rate:g}, {c.rounds} rounds, seed {c.seed}, {c.gradient} gradient, "
         f"{'warm' if c.warm_start else 'cold'} start{data}, {c.model} model"
         + "".join(f", {r}" for r in c.remedies),
         "",
-        f"Test {c.metric} ({record.test_rows} held-out rows; lower is better)",
+        f"Test {c.metric} ({held}; lower is better)",
         f"{'hospital':<12}{'patients':>9}{'local only':>13}{'federated':>12}{'improvement':>13}"
         + (f"{'accuracy local → federated':>30}" if logistic else ""),
     ]

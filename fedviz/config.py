@@ -34,14 +34,14 @@ GradientMode = Literal["sum", "mean"]
 Encoding = Literal["packed", "per-value"]
 Obfuscator = Literal["djn", "standard"]
 Masks = Literal["none", "pairwise"]
-Dataset = Literal["diabetes", "breast-cancer", "csv"]
+Dataset = Literal["diabetes", "breast-cancer", "csv", "sites"]
 SplitKind = Literal["contiguous", "iid", "by-feature", "label-skew"]
 ModelKind = Literal["linear", "logistic"]
 GRADIENT_MODES: tuple[GradientMode, ...] = ("sum", "mean")
 ENCODINGS: tuple[Encoding, ...] = ("packed", "per-value")
 OBFUSCATORS: tuple[Obfuscator, ...] = ("djn", "standard")
 MASKS: tuple[Masks, ...] = ("none", "pairwise")
-DATASETS: tuple[Dataset, ...] = ("diabetes", "breast-cancer", "csv")
+DATASETS: tuple[Dataset, ...] = ("diabetes", "breast-cancer", "csv", "sites")
 SPLITS: tuple[SplitKind, ...] = ("contiguous", "iid", "by-feature", "label-skew")
 MODELS: tuple[ModelKind, ...] = ("linear", "logistic")
 METRICS = {"linear": "MSE", "logistic": "log-loss"}
@@ -98,6 +98,11 @@ class Config:
     split_alpha: float = 0.5
     """The Dirichlet α of the "label-skew" split (smaller: more skewed)."""
     model: ModelKind = "linear"
+    site_paths: tuple[str, ...] = ()
+    """Dataset "sites": one CSV per hospital, in ring order (empty in a pilot, where each site
+    names its own file to its own node and the coordinator never sees a path)."""
+    test_fraction: float = 0.2
+    """Dataset "sites": the share of each site's rows it holds out as its own test rows."""
 
     def __post_init__(self) -> None:
         for name in self.__dataclass_fields__:
@@ -106,6 +111,16 @@ class Config:
             raise ConfigError(
                 "data_path", self.data_path, "a CSV file and its target column for the csv data set"
             )
+        if self.dataset == "sites" and self.site_paths and len(self.site_paths) != self.hospitals:
+            raise ConfigError(
+                "site_paths",
+                len(self.site_paths),
+                f"one CSV file per hospital ({self.hospitals} hospitals)",
+            )
+        if self.dataset == "sites" and self.site_paths and not self.target:
+            raise ConfigError("target", self.target, "the column every site's file predicts")
+        if self.site_paths and self.dataset != "sites":
+            raise ConfigError("site_paths", len(self.site_paths), "no files unless each hospital has its own")
         if self.split == "by-feature" and not self.split_feature:
             raise ConfigError(
                 "split_feature", self.split_feature, "the feature to sort by for the by-feature split"
@@ -129,6 +144,11 @@ class Config:
     def metric(self) -> str:
         """The test metric: "MSE" (linear regression) or "log-loss" (logistic)."""
         return METRICS[self.model]
+
+    @property
+    def per_site(self) -> bool:
+        """Each hospital holds its own file and its own test rows."""
+        return self.dataset == "sites"
 
     @property
     def is_the_posts_data(self) -> bool:
@@ -176,6 +196,8 @@ class Config:
             raise ConfigError(
                 unknown[0], values[unknown[0]], "a known setting: " + ", ".join(cls.__dataclass_fields__)
             )
+        if isinstance(values.get("site_paths"), list):
+            values = {**values, "site_paths": tuple(values["site_paths"])}
         return cls(**values)
 
 
@@ -201,6 +223,8 @@ FIELD_LABELS = {
     "split_feature": "Split by feature",
     "split_alpha": "Skew α",
     "model": "Model",
+    "site_paths": "Site files",
+    "test_fraction": "Test fraction",
 }
 """The words a form shows for each setting (the dashboard's control labels)."""
 
@@ -235,6 +259,8 @@ _ALLOWED = {
     "split_feature": "a feature of the data",
     "split_alpha": "a finite number greater than 0",
     "model": "one of " + ", ".join(MODELS),
+    "site_paths": "one CSV file per hospital",
+    "test_fraction": "a number strictly between 0 and 1",
 }
 
 
@@ -267,6 +293,10 @@ def check(field: str, value: object) -> None:
             ok = isinstance(value, (int, float)) and value < 1
     elif field in ("warm_start", "shuffle_ring"):
         ok = isinstance(value, bool)
+    elif field == "site_paths":
+        ok = isinstance(value, tuple) and all(isinstance(v, str) and v.strip() for v in value)
+    elif field == "test_fraction":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1
     else:
         choices = {
             "gradient": GRADIENT_MODES,

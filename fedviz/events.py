@@ -25,6 +25,9 @@ class RunStarted:
     target: str = "disease progression"
     classes: tuple[str, ...] = ()
     """For classification, the names of labels 0 and 1; empty for regression."""
+    own_test_rows: tuple[int, ...] = ()
+    """When each hospital holds out its own test rows (one file per site): how many, per
+    hospital; `test_patients` is then their total."""
 
 
 @dataclass(frozen=True)

@@ -606,6 +606,8 @@ def split_for(config: Config) -> Split:
     `config.split`, after holding out the test set. Raises `DataError` in words."""
     if config.dataset == "diabetes" and config.split == "contiguous":
         return diabetes.split(config.hospitals, config.seed)  # the post's, bit for bit
+    if config.per_site:
+        return _per_site(config)
     source = source_for(config)
     if config.model == "logistic" and source.task != "classification":
         raise DataError(
@@ -660,6 +662,25 @@ def split_for(config: Config) -> Split:
         classes=source.classes,
         standardised=source.standardised,
     )
+
+
+def _per_site(config: Config) -> Split:
+    """Each hospital's own file, read and split as its site would (`fedviz.data.sites`)."""
+    from fedviz.data.sites import load_site, split_of
+
+    if not config.site_paths or config.target is None:
+        raise DataError(
+            "each hospital's data stays on its own site: this run's files are not on this machine"
+        )
+    data = split_of(
+        [load_site(path, config.target, config.test_fraction, config.seed) for path in config.site_paths]
+    )
+    if config.model == "logistic" and data.task != "classification":
+        raise DataError(
+            f"logistic regression needs a two-valued target; the sites' {data.target!r} is a number: use "
+            "linear regression"
+        )
+    return data
 
 
 def _test_rows(config: Config, rows: int) -> int:

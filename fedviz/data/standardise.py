@@ -35,18 +35,24 @@ def pooled(total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return means, np.where(stds > 0, stds, 1.0)
 
 
+def rescale(X: np.ndarray, means: np.ndarray, stds: np.ndarray) -> np.ndarray:
+    """Rows with their features as (x - mean) / std; the intercept column (last) untouched."""
+    out = X.astype(float, copy=True)
+    out[:, :-1] = (out[:, :-1] - means) / stds
+    return out
+
+
 def apply(data: Split, means: np.ndarray, stds: np.ndarray) -> Split:
     """Every block and the test set with features rescaled to (x - mean) / std."""
 
     def scaled(X: np.ndarray) -> np.ndarray:
-        out = X.astype(float, copy=True)
-        out[:, :-1] = (out[:, :-1] - means) / stds
-        return out
+        return rescale(X, means, stds)
 
     return dataclasses.replace(
         data,
         hospital_X=tuple(scaled(X) for X in data.hospital_X),
         X_test=scaled(data.X_test),
+        hospital_tests=tuple((scaled(X), y) for X, y in data.hospital_tests),
         standardised=True,
     )
 

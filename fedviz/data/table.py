@@ -20,7 +20,7 @@ Task = Literal["regression", "classification"]
 
 @dataclass(frozen=True)
 class Split:
-    """A block per hospital and the shared test set."""
+    """A block per hospital and the shared test set (or each hospital's own)."""
 
     hospital_X: tuple[np.ndarray, ...]
     hospital_y: tuple[np.ndarray, ...]
@@ -32,6 +32,15 @@ class Split:
     classes: tuple[str, ...] = ()
     """For classification: the names of labels 0 and 1."""
     standardised: bool = True
+    hospital_tests: tuple[tuple[np.ndarray, np.ndarray], ...] = ()
+    """Per hospital, its own test rows (each site holds out its own); empty when every
+    hospital is scored on the shared test set."""
+
+    def test_of(self, hospital: int) -> tuple[np.ndarray, np.ndarray]:
+        """The rows hospital `hospital` (0-based) is scored on."""
+        if self.hospital_tests:
+            return self.hospital_tests[hospital]
+        return self.X_test, self.y_test
 
     @property
     def X_pooled(self) -> np.ndarray:

@@ -232,7 +232,10 @@ def run(
     data = split_for(config)
     dp = dp_plan(config)
     eta, rounds = config.learning_rate, config.rounds
-    yield RunStarted(config, data.patients, len(data.y_test), data.features, data.target, data.classes)
+    own_tests = tuple(len(y) for _, y in data.hospital_tests)
+    yield RunStarted(
+        config, data.patients, len(data.y_test), data.features, data.target, data.classes, own_tests
+    )
 
     def keygen() -> Generator[Event, None, tuple[Server, PerValueCodec | PackedCodec]]:
         yield PhaseStarted("keygen", rounds)
@@ -268,7 +271,7 @@ def run(
     classify = config.model == "logistic"
 
     def accuracy() -> tuple[float, ...]:
-        return tuple(h.test_accuracy(data.X_test, data.y_test) for h in hospitals) if classify else ()
+        return tuple(h.test_accuracy(*data.test_of(i)) for i, h in enumerate(hospitals)) if classify else ()
 
     yield PhaseStarted("local", rounds)
     local_s = 0.0
@@ -276,7 +279,7 @@ def run(
     for r in range(1, rounds + 1):
         t = time.perf_counter()
         local_round(r, hospitals, eta)
-        mse = tuple(h.test_score(data.X_test, data.y_test) for h in hospitals)
+        mse = tuple(h.test_score(*data.test_of(i)) for i, h in enumerate(hospitals))
         local_s += time.perf_counter() - t
         yield LocalRound(r, mse, accuracy())
     local_mse, local_accuracy = mse, accuracy()
@@ -317,7 +320,7 @@ def run(
                     "federated", r, f"a gradient is too large to encode ({exc})", eta, cause="encoding"
                 ) from None
             check_finite("federated", r, hospitals, eta)
-            mse = tuple(h.test_score(data.X_test, data.y_test) for h in hospitals)
+            mse = tuple(h.test_score(*data.test_of(i)) for i, h in enumerate(hospitals))
             federated_s += time.perf_counter() - t
             encrypt_s += waited + result.encrypt_s
             add_s += result.add_s

@@ -49,8 +49,10 @@ class KeyHolder:
         aggregate: Sequence[EncryptedNumber],
         attestations: Sequence[Attestation],
         codec: Codec,
+        total: bool = False,
     ) -> np.ndarray:
-        """The average gradient, if `aggregate` closes the signed chain of all hospitals."""
+        """The average gradient (`total`: the sum itself), if `aggregate` closes the signed
+        chain of all hospitals."""
         self._once(round_)
         check_ring(
             attestations,
@@ -60,7 +62,7 @@ class KeyHolder:
             self._hospitals,
             digest(to_payload(self._server.public, aggregate)),
         )
-        return self._average(round_, tuple(aggregate), codec)
+        return self._average(round_, tuple(aggregate), codec, total)
 
     def open_star(
         self,
@@ -77,8 +79,13 @@ class KeyHolder:
         total = reduce(add_vectors, map(tuple, parts))
         return self._average(round_, total, codec)
 
-    def _average(self, round_: int, total: tuple[EncryptedNumber, ...], codec: Codec) -> np.ndarray:
+    def _average(
+        self, round_: int, total: tuple[EncryptedNumber, ...], codec: Codec, summed: bool = False
+    ) -> np.ndarray:
         message = RingMessage(hospital_name(self._hospitals - 1), self._server.name, total, self._hospitals)
-        average = self._server.average(message, codec, self._hospitals)
+        if summed:
+            out = self._server.total(message, codec, self._hospitals)
+        else:
+            out = self._server.average(message, codec, self._hospitals)
         self._decrypted.add(round_)
-        return average
+        return out

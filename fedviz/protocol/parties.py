@@ -76,6 +76,13 @@ class Hospital:
     def patients(self) -> int:
         return int(self._X.shape[0])
 
+    def statistics(self) -> np.ndarray:
+        """[rows, sums, sums of squares] of its own rows' features: what it adds to the
+        standardisation's encrypted ring (the rows themselves never leave it)."""
+        from fedviz.data.standardise import local_statistics
+
+        return local_statistics(self._X)
+
     def gradient(self) -> np.ndarray:
         """The gradient of its model's loss (squared error, or log-loss) on its own rows at its
         weights."""

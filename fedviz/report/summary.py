@@ -61,6 +61,7 @@ class RunRecord:
     target: str = ""
     classes: tuple[str, ...] = ()
     test_rows: int = 0
+    own_test_rows: tuple[int, ...] = ()
     standardised: Standardised | None = None
     reference: ReferenceComputed | None = None
     local_accuracy: tuple[float, ...] = ()
@@ -71,6 +72,7 @@ class RunRecord:
             self.config, self.patients = event.config, event.patients
             self.features, self.target, self.classes = event.features, event.target, event.classes
             self.test_rows = event.test_patients
+            self.own_test_rows = event.own_test_rows
         elif isinstance(event, ReferenceComputed):
             self.centralized, self.optimum = event.centralized_mse, event.optimum_mse
             self.reference = event
@@ -176,6 +178,11 @@ class RunRecord:
                 "target": self.target,
                 "test_rows": self.test_rows,
             }
+            if self.own_test_rows:  # each site: what it loaded, held out and trained on
+                out["data"]["test_rows_per_hospital"] = list(self.own_test_rows)
+                out["data"]["rows_per_hospital"] = [
+                    p + t for p, t in zip(self.patients, self.own_test_rows, strict=True)
+                ]
             out["local_score"] = out["local_mse"]
             out["federated_score"] = out["federated_mse"]
             if self.classes:

@@ -25,7 +25,7 @@ Tamper = Callable[[str, str, Content], Content]
 class DirectTransport:
     def __init__(self, config: Config, run: str = "direct-run", tamper: Tamper | None = None) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="fedviz-direct-")
-        configs = node_configs(Path(self._dir.name), config.hospitals)
+        configs = node_configs(Path(self._dir.name), config.hospitals, config.site_paths, config.target or "")
         self.setups = {1000 + i: NodeSetup.from_node_config(c) for i, c in enumerate(configs.values())}
         self.states: dict[int, dict[str, Any]] = {node: {} for node in self.setups}
         self.notes: list[dict[str, Any]] = []

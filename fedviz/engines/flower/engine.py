@@ -28,14 +28,18 @@ IDLE_SLEEP_S = 0.02
 
 
 def run(
-    config: Config, topology: Topology = "ring", cancel: threading.Event | None = None
+    config: Config,
+    topology: Topology = "ring",
+    cancel: threading.Event | None = None,
+    short_waits: bool = False,
 ) -> Generator[Event, None, None]:
     """The experiment's events. `cancel`: when set (from any thread), the run ends within
-    about `IDLE_SLEEP_S` plus the deployment's stop, without yielding more."""
+    about `IDLE_SLEEP_S` plus the deployment's stop, without yielding more. `short_waits`:
+    see `fedviz.engines.flower.short_waits` (off by default)."""
     why = refusal(config)
     if why is not None:
         raise ConfigError("engine", "flower", why)
-    deployment = Deployment(config, topology)
+    deployment = Deployment(config, topology, short_waits)
     try:
         deployment.start()
         if cancel is not None and cancel.is_set():

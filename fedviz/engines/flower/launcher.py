@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fedviz.config import Config
+from fedviz.engines.flower import short_waits as waits
 from fedviz.engines.flower.provision import node_configs
 from fedviz.engines.flower.relay import FlowerRunError, Topology
 
@@ -92,6 +93,8 @@ class Deployment:
 
     config: Config
     topology: Topology
+    short_waits: bool = False
+    """Shorten three of Flower's hard-coded waits (`fedviz.engines.flower.short_waits`)."""
     directory: Path = field(init=False)
     processes: list[Process] = field(default_factory=list)
 
@@ -118,6 +121,9 @@ class Deployment:
             FLWR_SUPEREXEC_TASK_POLL_INTERVAL=str(TASK_POLL_S),
             PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
         )
+        self.supernode = _bin("flower-supernode")
+        if self.short_waits:
+            self.supernode = waits.install(self.directory / "bin", self.env)
 
     def __enter__(self) -> Deployment:
         return self
@@ -161,13 +167,16 @@ class Deployment:
             if time.monotonic() > deadline:
                 raise FlowerRunError(f"the SuperLink did not listen within {START_TIMEOUT_S:g} s")
             time.sleep(0.05)
-        for name, settings in node_configs(self.directory / "keys", self.config.hospitals).items():
+        sites = node_configs(
+            self.directory / "keys", self.config.hospitals, self.config.site_paths, self.config.target or ""
+        )
+        for name, settings in sites.items():
             node_config = " ".join(f"{k}={json.dumps(v)}" for k, v in settings.items())
             self._spawn(
                 name,
                 "key holder" if settings["role"] == "key-holder" else "hospital",
                 [
-                    _bin("flower-supernode"),
+                    self.supernode,
                     "--insecure",
                     "--superlink",
                     self.address,
@@ -222,19 +231,9 @@ class Deployment:
 
     def status(self, run_id: int) -> str:
         """Flower's status of the run ("running", "finished:completed", "finished:failed", ...)."""
-        done = subprocess.run(
-            [_bin("flwr"), "ls", "local", "--run-id", str(run_id), "--format", "json"],
-            capture_output=True,
-            text=True,
-            env=self.env,
-            cwd=self.directory,
-            timeout=30,
-            stdin=subprocess.DEVNULL,
-        )
-        try:
-            return str(json.loads(done.stdout)["runs"][0]["status"])
-        except (json.JSONDecodeError, KeyError, IndexError):
-            return "unknown"
+        from fedviz.engines.flower import control
+
+        return control.status(self.address, None, run_id)[0]
 
     def dead(self) -> Process | None:
         """The first started process that has exited, if any."""

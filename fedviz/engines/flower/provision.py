@@ -17,8 +17,11 @@ from fedviz.crypto.sealing import Identity
 from fedviz.protocol import SERVER_NAME, hospital_name
 
 
-def node_configs(directory: Path, hospitals: int) -> dict[str, dict[str, str | int]]:
-    """Make every party's identity and the roster in `directory`; each party's node config."""
+def node_configs(
+    directory: Path, hospitals: int, sites: tuple[str, ...] = (), target: str = ""
+) -> dict[str, dict[str, str | int]]:
+    """Make every party's identity and the roster in `directory`; each party's node config
+    (`sites`: each hospital's own CSV, read by its node with `target`)."""
     os.chmod(directory, 0o700)
     roster: dict[str, str] = {}
     configs: dict[str, dict[str, str | int]] = {}
@@ -30,6 +33,8 @@ def node_configs(directory: Path, hospitals: int) -> dict[str, dict[str, str | i
         role = "key-holder" if name == SERVER_NAME else "hospital"
         configs[name] = {"role": role, "partition-id": i if role == "hospital" else -1}
         configs[name].update(identity=str(key_path), roster=str(roster_path))
+        if sites and role == "hospital":
+            configs[name].update(data=str(Path(sites[i]).resolve()), target=target)
     roster_path.write_text(json.dumps(roster, indent=1))
     return configs
 

@@ -17,6 +17,7 @@ data), the ciphertexts inside sealed hops, and each hospital's own gradient.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -29,11 +30,11 @@ from phe import paillier
 
 from fedviz.config import Config
 from fedviz.crypto.keys import PublicParams, add_vectors
-from fedviz.data import FEATURES
+from fedviz.data.sites import agree
 from fedviz.engines.flower.content import Content, attestations_text, bytes_int, cards_from, cards_text
 from fedviz.engines.flower.nodes import attestation_of
 from fedviz.engines.inprocess import agreed_codec, keys_generated, masks_agreed, privacy_budget
-from fedviz.errors import FedvizError, TrainingDiverged
+from fedviz.errors import DataError, FedvizError, TrainingDiverged
 from fedviz.events import (
     Ciphertext,
     Event,
@@ -46,6 +47,7 @@ from fedviz.events import (
     RingHop,
     RunFinished,
     RunStarted,
+    Standardised,
     Timings,
 )
 from fedviz.protocol import SERVER_NAME, hospital_name
@@ -94,10 +96,22 @@ class Relay:
         topology: Topology,
         emit: Callable[[Event], None],
         timeout_s: float = REPLY_TIMEOUT_S,
+        *,
+        expected: dict[int, str] | None = None,
+        replay: Sequence[Sequence[float]] = (),
+        broadcasts: str | None = None,
+        join_timeout_s: float | None = None,
     ) -> None:
+        """`expected`: the registered node ids and whom they belong to (a pilot), so a missing
+        site is named; `replay`: the broadcast averages of a resumed run's finished rounds;
+        `broadcasts`: a file each finished round's average is appended to."""
         self.transport, self.config, self.topology, self.emit = transport, config, topology, emit
         self.timeout_s = timeout_s
-        self.names: dict[int, str] = {}
+        self.join_timeout_s = timeout_s if join_timeout_s is None else join_timeout_s
+        self.expected = dict(expected or {})
+        self.replay = [list(a) for a in replay]
+        self.broadcasts = broadcasts
+        self.names: dict[int, str] = dict(self.expected)
         self.ids: dict[str, int] = {}
 
     def _ask(self, requests: Sequence[tuple[str, str, Content]]) -> tuple[list[Content], float]:
@@ -110,15 +124,18 @@ class Relay:
     def run(self) -> None:
         started = time.perf_counter()
         config = self.config
+        hospitals = [hospital_name(i) for i in range(config.hospitals)]
         node_ids = self._wait_for_nodes(config.hospitals + 1)
+        replay = [list(map(float, a)) for a in self.replay]
         start = time.perf_counter()
-        joined = self.transport.ask([(i, "join", {}) for i in node_ids], self.timeout_s)
+        joined = self.transport.ask(
+            [(i, "join", {"replay": json.dumps(replay)}) for i in node_ids], self.timeout_s
+        )
         join_s = time.perf_counter() - start
         for node, reply in zip(node_ids, joined, strict=True):
-            _raise_error(f"node {node}", "join", reply, config.learning_rate)
+            _raise_error(self.expected.get(node, f"node {node}"), "join", reply, config.learning_rate)
             self.names[node], self.ids[str(reply["name"])] = str(reply["name"]), node
         by_name = {str(r["name"]): r for r in joined}
-        hospitals = [hospital_name(i) for i in range(config.hospitals)]
         missing = [n for n in [*hospitals, SERVER_NAME] if n not in by_name]
         if missing or len(by_name) != config.hospitals + 1:
             raise FlowerRunError(
@@ -127,32 +144,37 @@ class Relay:
             )
         keyholder = by_name[SERVER_NAME]
         self.cards = cards_text([cards_from(str(by_name[n]["card"]))[n] for n in [*hospitals, SERVER_NAME]])
-
+        data = {h: json.loads(str(by_name[h]["data"])) for h in hospitals}
+        try:
+            agree([(h, data[h]) for h in hospitals])
+        except DataError as exc:
+            raise FlowerRunError(exc.plain.rstrip(".")) from None
+        first = data[hospitals[0]]
+        if config.model == "logistic" and first["task"] != "classification":
+            raise FlowerRunError(
+                f"logistic regression needs a two-valued target; the sites' {first['target']!r} is a number"
+            )
+        self.dims = len(first["columns"]) + 1
+        own_tests = tuple(int(data[h]["test-rows"]) for h in hospitals) if config.per_site else ()
         self.emit(
             RunStarted(
                 config,
-                tuple(int(by_name[h]["patients"]) for h in hospitals),
-                int(by_name[hospitals[0]]["test-patients"]),
-                FEATURES,
+                tuple(int(data[h]["train-rows"]) for h in hospitals),
+                sum(own_tests) if own_tests else int(first["test-rows"]),
+                (*first["columns"], "intercept"),
+                str(first["target"]),
+                tuple(first["classes"]),
+                own_tests,
             )
         )
         parties = [Party(RELAY_NAME, "relay", os.getpid(), None)]
         parties += [Party(n, "hospital", int(by_name[n]["pid"]), self.ids[n]) for n in hospitals]
         parties.append(Party(SERVER_NAME, "key holder", int(keyholder["pid"]), self.ids[SERVER_NAME]))
         dp = dp_plan(config)
-        if dp is not None:
-            self.emit(privacy_budget(dp))
         self.emit(PartiesStarted("flower", self.topology, tuple(parties)))
         for name in [*hospitals, SERVER_NAME]:
             self.emit(Exchange(0, "join", name, join_s, len(str(by_name[name]["card"])), "", False))
 
-        self.emit(PhaseStarted("local", config.rounds))
-        local = [list(map(float, by_name[h]["local-mse"])) for h in hospitals]
-        for r in range(config.rounds):
-            self.emit(LocalRound(r + 1, tuple(m[r] for m in local)))
-        local_mse = tuple(m[-1] for m in local) if config.rounds else ()
-
-        self.emit(PhaseStarted("keygen", config.rounds))
         n = bytes_int(keyholder["n"])
         public = PublicParams(
             paillier.PaillierPublicKey(n),
@@ -160,19 +182,43 @@ class Relay:
             int(keyholder["exponent-bits"]),
         )
         self.public = public
-        codec = agreed_codec(config, n)
+        codec = agreed_codec(config, n, self.dims)
         self.codec = codec
         keygen_s = float(keyholder["keygen-s"])
-        self.emit(keys_generated(config, keygen_s, n, codec))
-        if config.masks == "pairwise":
-            # Each hospital derives its seeds from its own hop key and the others' signed cards,
-            # which every hop already carries: no message and no byte of its own.
-            self.emit(masks_agreed(config, 0.0, 0))
         self.public_content: Content = {
             "n": keyholder["n"],
             "hs": keyholder["hs"],
             "exponent-bits": public.exponent_bits,
         }
+        trained = {h: by_name[h] for h in hospitals}
+        keys_told = False
+        if "local-mse" not in by_name[hospitals[0]]:  # a site's own units: pooled statistics first
+            self.emit(PhaseStarted("keygen", config.rounds))
+            self.emit(keys_generated(config, keygen_s, n, codec))
+            keys_told = True
+            scale = self._standardise(hospitals)
+            replies, seconds = self._ask(
+                [(h, "local", {**scale, "replay": json.dumps(replay)}) for h in hospitals]
+            )
+            trained = dict(zip(hospitals, replies, strict=True))
+            for h in hospitals:
+                self.emit(Exchange(0, "local", h, seconds, 16 * len(scale["means"]), "", False))
+        if dp is not None:
+            self.emit(privacy_budget(dp))
+
+        self.emit(PhaseStarted("local", config.rounds))
+        local = [list(map(float, trained[h]["local-mse"])) for h in hospitals]
+        for r in range(config.rounds):
+            self.emit(LocalRound(r + 1, tuple(m[r] for m in local)))
+        local_mse = tuple(m[-1] for m in local) if config.rounds else ()
+
+        if not keys_told:
+            self.emit(PhaseStarted("keygen", config.rounds))
+            self.emit(keys_generated(config, keygen_s, n, codec))
+        if config.masks == "pairwise":
+            # Each hospital derives its seeds from its own hop key and the others' signed cards,
+            # which every hop already carries: no message and no byte of its own.
+            self.emit(masks_agreed(config, 0.0, 0))
 
         self.emit(PhaseStarted("federated", config.rounds))
         federated_start = time.perf_counter()
@@ -180,13 +226,18 @@ class Relay:
         pending: _Pending | None = None
         average: list[float] = []
         mse: tuple[float, ...] = ()
-        for r in range(1, config.rounds + 1):
+        if replay:  # a resumed run: its last finished round, as the hospitals now stand
+            mse = tuple(float(trained[h]["mse"]) for h in hospitals)
+            order = tuple(range(config.hospitals)) if self.topology == "ring" else ()
+            self.emit(FederatedRound(len(replay), mse, tuple(replay[-1]), 0.0, 0.0, 0.0, order))
+        for r in range(len(replay) + 1, config.rounds + 1):
             play = self._ring_round if self.topology == "ring" else self._star_round
             done, mse_before = play(r, average)
             if pending is not None:
                 mse = self._report(pending, mse_before)
             pending = done
             average = list(done.average)
+            self.broadcast(r, done.average)
             for i, t in enumerate((done.encrypt_s, done.add_s, done.decrypt_s)):
                 totals[i] += t
         if pending is not None:
@@ -209,7 +260,7 @@ class Relay:
                 wire * codec.ciphertexts * config.hospitals,
                 Timings(
                     keygen=keygen_s,
-                    local=max(float(by_name[h]["local-s"]) for h in hospitals),
+                    local=max(float(trained[h]["local-s"]) for h in hospitals),
                     federated=federated_s,
                     encrypt=totals[0],
                     add=totals[1],
@@ -219,15 +270,63 @@ class Relay:
             )
         )
 
+    def _standardise(self, hospitals: list[str]) -> Content:
+        """The sites' counts, sums and squares summed round the ring, sealed hop by hop; the
+        key holder decrypts only the total and returns the pooled means and deviations."""
+        sealed = b""
+        attestations = []
+        for k, name in enumerate(hospitals, start=1):
+            content = {**self.public_content, "cards": self.cards, "incoming": sealed}
+            (reply,), seconds = self._ask([(name, "stats", content)])
+            sealed = bytes(reply["sealed"])
+            attestations.append(attestation_of(reply))
+            self.emit(
+                Exchange(0, f"stats {k}", name, seconds, len(sealed), sealed[:PREVIEW_BYTES].hex(), True)
+            )
+        content = {
+            "cards": self.cards,
+            "sealed": sealed,
+            "attestations": attestations_text(attestations),
+            "values": 2 * (self.dims - 1) + 1,
+        }
+        (reply,), seconds = self._ask([(SERVER_NAME, "decrypt_stats", content)])
+        self.emit(Exchange(0, "decrypt stats", SERVER_NAME, seconds, 16 * (self.dims - 1), "", False))
+        means, stds = list(map(float, reply["means"])), list(map(float, reply["stds"]))
+        self.emit(
+            Standardised(tuple(means), tuple(stds), int(reply["rows"]), int(reply["ciphertexts"]), seconds)
+        )
+        return {"means": means, "stds": stds}
+
+    def broadcast(self, round_: int, average: Sequence[float]) -> None:
+        """Keep a finished round's broadcast average (public): a resumed run starts from them."""
+        if self.broadcasts is not None:
+            with open(self.broadcasts, "a", encoding="utf-8") as f:
+                f.write(json.dumps({"round": round_, "average": [float(a) for a in average]}) + "\n")
+
     def _wait_for_nodes(self, expected: int) -> list[int]:
-        deadline = time.monotonic() + self.timeout_s
-        while len(nodes := self.transport.nodes()) < expected:
+        """The nodes to ask: every connected one once `expected` are there; with the pilot's
+        registered node ids, exactly those, and a site that does not come is named."""
+        deadline = time.monotonic() + self.join_timeout_s
+        while True:
+            nodes = self.transport.nodes()
+            if self.expected:
+                absent = [i for i in self.expected if i not in nodes]
+                if not absent:
+                    return [i for i in self.expected]
+            elif len(nodes) >= expected:
+                return nodes
             if time.monotonic() > deadline:
-                raise FlowerRunError(
-                    f"only {len(nodes)} of {expected} parties connected within {self.timeout_s:g} s"
-                )
+                break
             time.sleep(0.05)
-        return nodes
+        if self.expected:
+            names = ", ".join(self.expected[i] for i in absent)
+            raise FlowerRunError(
+                f"{names} did not connect within {self.join_timeout_s:g} s: "
+                f"{'its' if len(absent) == 1 else 'their'} SuperNode is not running or cannot reach the coordinator"
+            )
+        raise FlowerRunError(
+            f"only {len(nodes)} of {expected} parties connected within {self.join_timeout_s:g} s"
+        )
 
     def _hospitals(self) -> list[str]:
         return [hospital_name(i) for i in range(self.config.hospitals)]
@@ -264,6 +363,7 @@ class Relay:
             "sealed": sealed,
             "attestations": attestations_text(attestations),
         }
+        content["dims"] = self.dims
         (reply,), seconds = self._ask([(SERVER_NAME, "decrypt", content)])
         self.emit(Exchange(r, "decrypt", SERVER_NAME, seconds, 8 * len(reply["average"]), "", False))
         done = _Pending(
@@ -293,7 +393,12 @@ class Relay:
             RingHop(r, len(hospitals) + 1, RELAY_NAME, SERVER_NAME, aggregate, len(hospitals), len(parts[0]))
         )
         attestations = [attestation_of(reply) for reply in replies]
-        content = {"round": r, "parts": parts, "attestations": attestations_text(attestations)}
+        content = {
+            "round": r,
+            "parts": parts,
+            "attestations": attestations_text(attestations),
+            "dims": self.dims,
+        }
         (reply,), seconds = self._ask([(SERVER_NAME, "decrypt_star", content)])
         self.emit(Exchange(r, "decrypt", SERVER_NAME, seconds, 8 * len(reply["average"]), "", False))
         mse_before = {h: float(rep["mse"]) for h, rep in zip(hospitals, replies, strict=True) if "mse" in rep}
