@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from fedviz.config import ENCODINGS, GRADIENT_MODES, KEY_LENGTHS, MASKS, OBFUSCATORS, Config, parse_number
 from fedviz.errors import EMPTY, ConfigError, DataError, FedvizError, TrainingDiverged
@@ -232,7 +232,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from(args: argparse.Namespace) -> Config:
     """Turn the parsed strings into a validated Config (raises ConfigError)."""
-    dp = args.dp_epsilon is not None
     split = args.split if isinstance(args.split, list) else [args.split]
     if split[0] == "by-feature" and len(split) != 2:
         raise ConfigError(
@@ -258,18 +257,7 @@ def config_from(args: argparse.Namespace) -> Config:
             raise ConfigError("site_data", sites[0], "at least two files, one per hospital")
     return Config(
         hospitals=hospitals,
-        key_length=int(parse_number("key_length", args.key_length, int)),
-        learning_rate=float(parse_number("learning_rate", args.learning_rate, float)),
-        rounds=int(parse_number("rounds", args.rounds, int)),
-        seed=int(parse_number("seed", args.seed, int)),
-        gradient=args.gradient,
-        warm_start=not (args.cold_start or dp),
-        encoding=args.encoding,
-        obfuscator=args.obfuscator,
-        dp_epsilon=float(parse_number("dp_epsilon", args.dp_epsilon, float)) if dp else None,
-        dp_delta=float(parse_number("dp_delta", args.dp_delta, float)),
-        dp_clip=float(parse_number("dp_clip", args.dp_clip, float)),
-        masks=args.masks,
+        **training_settings(args),
         shuffle_ring=args.shuffle_ring,
         dataset="sites" if sites else "csv" if args.data is not None else args.dataset,
         site_paths=sites,
@@ -279,8 +267,28 @@ def config_from(args: argparse.Namespace) -> Config:
         split=split[0],
         split_feature=split[1] if len(split) == 2 else None,
         split_alpha=float(parse_number("split_alpha", args.split_alpha, float)),
-        model=args.model,
     )
+
+
+def training_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings of the key and the descent, parsed from the flags' text as typed: shared
+    by `python -m fedviz` and `pilot run`."""
+    dp = args.dp_epsilon is not None
+    return {
+        "key_length": int(parse_number("key_length", args.key_length, int)),
+        "learning_rate": float(parse_number("learning_rate", args.learning_rate, float)),
+        "rounds": int(parse_number("rounds", args.rounds, int)),
+        "seed": int(parse_number("seed", args.seed, int)),
+        "gradient": args.gradient,
+        "warm_start": not (args.cold_start or dp),
+        "encoding": args.encoding,
+        "obfuscator": args.obfuscator,
+        "dp_epsilon": float(parse_number("dp_epsilon", args.dp_epsilon, float)) if dp else None,
+        "dp_delta": float(parse_number("dp_delta", args.dp_delta, float)),
+        "dp_clip": float(parse_number("dp_clip", args.dp_clip, float)),
+        "masks": args.masks,
+        "model": args.model,
+    }
 
 
 def _engine(args: argparse.Namespace) -> tuple[str, str]:

@@ -309,3 +309,25 @@ def test_a_resumed_run_replays_the_broadcasts_to_the_same_numbers(tmp_path: Path
     record = runner.merged(folder)
     assert [m for m in record.federated] == [e.mse for e in whole if isinstance(e, FederatedRound)]
     assert record.finished is not None and record.finished.federated_mse == done[0].federated_mse
+
+
+def test_a_site_that_never_joins_is_named(tmp_path: Path) -> None:
+    config = Config(hospitals=3, key_length=1024, rounds=1)
+    transport = DirectTransport(config)
+    try:
+        expected = {node: transport.setups[node].name for node in transport.nodes()}
+        expected[4242] = "Hospital 4 (hospital-4)"  # registered, never started
+        with pytest.raises(
+            FlowerRunError, match=r"^Hospital 4 \(hospital-4\) did not connect within 0.2 s: its SuperNode"
+        ):
+            Relay(transport, config, "ring", lambda e: None, expected=expected, join_timeout_s=0.2).run()
+    finally:
+        transport.close()
+
+
+def test_the_relay_refuses_a_run_setting_it_does_not_know() -> None:
+    from fedviz.engines.flower.server_app import refuse_unknown
+
+    refuse_unknown({"fedviz-config": "{}", "topology": "ring", "events-file": "e"})
+    with pytest.raises(FlowerRunError, match="unknown run setting 'data-path'"):
+        refuse_unknown({"fedviz-config": "{}", "data-path": "/site/own.csv"})

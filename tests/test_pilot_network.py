@@ -336,20 +336,27 @@ def _unsigned_bundles_are_refused(parties: dict[str, Party]) -> None:
         assert "could not be verified" in log
 
 
-def _a_killed_hospital_fails_the_run(parties: dict[str, Party]) -> None:
-    coordinator, victim = parties["coordinator"], parties["hospital-2"]
-    log = coordinator.home / "killed.log"
+def started_run(coordinator: Party, log: Path, extra: str = "") -> subprocess.Popen[str]:
+    """A 3-round pilot run in the background, once it has finished its first round."""
+    command = (
+        "fedviz/scripts/fedviz pilot run pilot/coordinator --rounds 3 --key-length 1024 --learning-rate 0.001"
+    )
     with open(log, "w") as err:
         run = coordinator.host.popen(
-            shlex.split(
-                "fedviz/scripts/fedviz pilot run pilot/coordinator --rounds 3 --key-length 1024 --learning-rate 0.001 --patience 20"
-            ),
+            shlex.split(f"{command} {extra}"),
             cwd=coordinator.home,
             stdout=subprocess.DEVNULL,
             stderr=err,
             text=True,
         )
     assert wait_until(lambda: "round 1/3" in log.read_text() or run.poll() is not None, 300), log.read_text()
+    return run
+
+
+def _a_killed_hospital_fails_the_run(parties: dict[str, Party]) -> None:
+    coordinator, victim = parties["coordinator"], parties["hospital-2"]
+    log = coordinator.home / "killed.log"
+    run = started_run(coordinator, log, "--patience 20")
     victim.host.kill_all()  # SIGKILL: the site command, its SuperNode, everything on that host
     victim.role = None
     assert run.wait(180) == 1, log.read_text()
@@ -368,17 +375,7 @@ def _a_restarted_coordinator_resumes(parties: dict[str, Party], steps: list[tupl
     start = next(c for h, c in steps if h == "coordinator" and c.split()[1:2] == ["coordinator"])
     resume = next(c for _, c in steps if "resume" in c.split())
     log = coordinator.home / "restarted.log"
-    with open(log, "w") as err:
-        run = coordinator.host.popen(
-            shlex.split(
-                "fedviz/scripts/fedviz pilot run pilot/coordinator --rounds 3 --key-length 1024 --learning-rate 0.001"
-            ),
-            cwd=coordinator.home,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            text=True,
-        )
-    assert wait_until(lambda: "round 1/3" in log.read_text() or run.poll() is not None, 300), log.read_text()
+    run = started_run(coordinator, log)
     assert coordinator.stop() == 0  # the SuperLink goes down mid-run
     assert run.wait(120) == 1
     assert "pilot resume" in log.read_text().strip().splitlines()[-1], log.read_text()

@@ -12,8 +12,8 @@ Invariants:
   sentence naming the rows, the columns or the limit; a file's several problems are listed
   together in it, grouped by column and bounded in length; nothing is guessed (a decimal
   comma is refused, not read) or dropped silently.
-- `split_for(config)` is deterministic in the config (and the file's bytes); for the post's
-  settings it is exactly `diabetes.split`.
+- `deal(config)` is deterministic in the config (and the file's bytes); the post's own split
+  and each site's own file are dealt elsewhere (`fedviz.data.deal`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from functools import lru_cache
 import numpy as np
 
 from fedviz.config import MIN_PATIENTS_PER_HOSPITAL, N_TEST, Config
-from fedviz.data import diabetes, splits, standardise
+from fedviz.data import diabetes, splits
 from fedviz.data.table import Split, Task
 from fedviz.errors import DataError
 
@@ -601,13 +601,9 @@ def source_for(config: Config) -> Source:
     return read_csv_path(config.data_path, config.target)  # read afresh: never cached across users
 
 
-def split_for(config: Config) -> Split:
-    """The experiment's data: the source dealt to `config.hospitals` hospitals by
-    `config.split`, after holding out the test set. Raises `DataError` in words."""
-    if config.dataset == "diabetes" and config.split == "contiguous":
-        return diabetes.split(config.hospitals, config.seed)  # the post's, bit for bit
-    if config.per_site:
-        return _per_site(config)
+def deal(config: Config) -> Split:
+    """One source (a built-in set or one CSV) dealt to `config.hospitals` hospitals by
+    `config.split`, after holding out the shared test set. Raises `DataError` in words."""
     source = source_for(config)
     if config.model == "logistic" and source.task != "classification":
         raise DataError(
@@ -664,25 +660,6 @@ def split_for(config: Config) -> Split:
     )
 
 
-def _per_site(config: Config) -> Split:
-    """Each hospital's own file, read and split as its site would (`fedviz.data.sites`)."""
-    from fedviz.data.sites import load_site, split_of
-
-    if not config.site_paths or config.target is None:
-        raise DataError(
-            "each hospital's data stays on its own site: this run's files are not on this machine"
-        )
-    data = split_of(
-        [load_site(path, config.target, config.test_fraction, config.seed) for path in config.site_paths]
-    )
-    if config.model == "logistic" and data.task != "classification":
-        raise DataError(
-            f"logistic regression needs a two-valued target; the sites' {data.target!r} is a number: use "
-            "linear regression"
-        )
-    return data
-
-
 def _test_rows(config: Config, rows: int) -> int:
     """The rows held out for testing: the post's 50 for the diabetes data, else `TEST_SHARE`."""
     return N_TEST if config.dataset == "diabetes" else max(1, round(TEST_SHARE * rows))
@@ -702,11 +679,3 @@ def _too_few_rows(config: Config, source: Source) -> str:
     )
     most = train // MIN_PATIENTS_PER_HOSPITAL
     return text + (f"; these {source.rows} rows are enough for at most {most} hospitals" if most >= 2 else "")
-
-
-def prepared(config: Config) -> Split:
-    """The configured data, standardised in plaintext if it is in its own units: what the
-    ring's standardisation gives, up to its 2^-56 grid (for previews, yardsticks and the
-    preflight; a run standardises through the ring). Raises `DataError`."""
-    data = split_for(config)
-    return data if data.standardised else standardise.plaintext(data)

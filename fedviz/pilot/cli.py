@@ -130,25 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from(args: argparse.Namespace, hospitals: int) -> Config:
-    dp = args.dp_epsilon is not None
+    from fedviz.cli import training_settings
+
     if args.topology not in ("ring", "star"):
         raise ConfigError("topology", args.topology, "ring or star")
     return Config(
         hospitals=hospitals,
-        key_length=int(parse_number("key_length", args.key_length, int)),
-        learning_rate=float(parse_number("learning_rate", args.learning_rate, float)),
-        rounds=int(parse_number("rounds", args.rounds, int)),
-        seed=int(parse_number("seed", args.seed, int)),
-        gradient=args.gradient,
-        warm_start=not (args.cold_start or dp),
-        encoding=args.encoding,
-        obfuscator=args.obfuscator,
-        dp_epsilon=float(parse_number("dp_epsilon", args.dp_epsilon, float)) if dp else None,
-        dp_delta=float(parse_number("dp_delta", args.dp_delta, float)),
-        dp_clip=float(parse_number("dp_clip", args.dp_clip, float)),
-        masks=args.masks,
+        **training_settings(args),
         dataset="diabetes" if args.builtin_data else "sites",
-        model=args.model,
     )
 
 

@@ -122,40 +122,31 @@ def load_ca(folder: Path) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]
     return key, x509.load_pem_x509_certificate((folder / "ca.crt").read_bytes())
 
 
-def make_node_key(private_path: Path, comment: str) -> str:
-    """A SuperNode's authentication key: the private key in OpenSSH format (0600) at
-    `private_path`, its public line (`ecdsa-sha2-nistp384 AAAA… comment`) beside it as
-    `<name>.pub`; returns the public line."""
-    key = ec.generate_private_key(ec.SECP384R1())
+def _write_ssh_key(
+    key: ec.EllipticCurvePrivateKey | Ed25519PrivateKey, private_path: Path, comment: str
+) -> str:
+    """The private key in OpenSSH format (0600) at `private_path`, its public line beside it
+    as `<name>.pub`; returns the public line (`<type> AAAA… comment`)."""
     write_private(
         private_path,
         key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
         ),
     )
-    line = _ssh_public(
-        key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH),
-        comment,
-    )
+    raw = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    line = raw.decode().strip() + " " + comment
     write_public(private_path.with_name(private_path.name + ".pub"), (line + "\n").encode())
     return line
+
+
+def make_node_key(private_path: Path, comment: str) -> str:
+    """A SuperNode's authentication key (ECDSA P-384, what Flower's node authentication takes)."""
+    return _write_ssh_key(ec.generate_private_key(ec.SECP384R1()), private_path, comment)
 
 
 def make_publisher_key(private_path: Path) -> str:
-    """The coordinator's app-signing key (Ed25519, OpenSSH format, 0600); its public line."""
-    key = Ed25519PrivateKey.generate()
-    write_private(
-        private_path,
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
-        ),
-    )
-    line = _ssh_public(
-        key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH),
-        "fedviz-coordinator",
-    )
-    write_public(private_path.with_name(private_path.name + ".pub"), (line + "\n").encode())
-    return line
+    """The coordinator's app-signing key (Ed25519, what Flower's trusted entities take)."""
+    return _write_ssh_key(Ed25519PrivateKey.generate(), private_path, "fedviz-coordinator")
 
 
 def load_publisher_key(path: Path) -> Ed25519PrivateKey:
@@ -168,10 +159,6 @@ def load_publisher_key(path: Path) -> Ed25519PrivateKey:
 def trusted_entities(publisher_line: str) -> str:
     """The YAML a SuperNode's `--trusted-entities` reads: the one key allowed to sign apps."""
     return f"{PUBLISHER_KEY_ID}: '{publisher_line}'\n"
-
-
-def _ssh_public(raw: bytes, comment: str) -> str:
-    return raw.decode().strip() + " " + comment
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:

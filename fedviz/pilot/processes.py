@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fedviz.engines.flower.launcher import ROOT, marked
+from fedviz.engines.flower.launcher import ROOT, marked, start_logged
 
 MARKER = "FEDVIZ_PILOT_ROLE"
 STOP_GRACE_S = 6.0
@@ -77,17 +77,7 @@ class Children:
     def spawn(self, name: str, command: list[str], cwd: Path) -> Child:
         self.logs.mkdir(parents=True, exist_ok=True)
         log = self.logs / f"{name}.log"
-        with open(log, "ab") as out:
-            popen = subprocess.Popen(
-                command,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=self.env,
-                cwd=cwd,
-                start_new_session=True,
-            )
-        child = Child(name, popen, log)
+        child = Child(name, start_logged(command, log, self.env, cwd), log)
         self.started.append(child)
         return child
 

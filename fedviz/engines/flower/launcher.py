@@ -133,16 +133,7 @@ class Deployment:
 
     def _spawn(self, name: str, role: str, command: list[str]) -> Process:
         log = self.directory / "logs" / f"{len(self.processes)}.log"
-        with open(log, "wb") as out:
-            popen = subprocess.Popen(
-                command,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=self.env,
-                cwd=self.directory,
-                start_new_session=True,
-            )
+        popen = start_logged(command, log, self.env, self.directory)
         process = Process(name, role, popen, log)
         self.processes.append(process)
         return process
@@ -277,6 +268,21 @@ class Deployment:
             time.sleep(0.05)
         _reap(self.processes)
         shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def start_logged(command: list[str], log: Path, env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
+    """A process of a deployment: its output appended to `log`, no stdin, its own session (so
+    a terminal's Ctrl-C reaches only its owner, which stops it)."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
 
 
 def _reap(processes: list[Process]) -> None:
