@@ -331,3 +331,25 @@ def test_the_relay_refuses_a_run_setting_it_does_not_know() -> None:
     refuse_unknown({"fedviz-config": "{}", "topology": "ring", "events-file": "e"})
     with pytest.raises(FlowerRunError, match="unknown run setting 'data-path'"):
         refuse_unknown({"fedviz-config": "{}", "data-path": "/site/own.csv"})
+
+
+def test_a_nodes_process_imports_only_what_a_node_needs() -> None:
+    """Flower starts a fresh ClientApp process for every message: the node's code must not
+    pull in the dashboard's or the lab's libraries."""
+    import subprocess
+    import sys
+
+    heavy = ("pandas", "sklearn", "scipy", "plotly", "streamlit", "dp_accounting", "fedviz.pilot")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import sys, fedviz.engines.flower.client_app; print([m for m in {heavy!r} if m in sys.modules])",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
