@@ -34,6 +34,7 @@ def main() -> None:
             st.Page(common.RING_PAGE, title="Ring inspector", url_path="ring"),
             st.Page(common.PRIVACY_PAGE, title="Privacy", url_path="privacy"),
             st.Page(common.WALKTHROUGH_PAGE, title="Walkthrough", url_path="walkthrough"),
+            st.Page(common.COMPARE_PAGE, title="Compare", url_path="compare"),
             st.Page(common.GLOSSARY_PAGE, title="Glossary", url_path="glossary"),
         ]
     )

@@ -1,11 +1,18 @@
-"""Entry point of `python -m fedviz`: the experiment (see fedviz.cli), or a pilot's commands
-(`pilot ...`, `coordinator`, `site`: see fedviz.pilot.cli)."""
+"""Entry point of `python -m fedviz`: the experiment (see fedviz.cli), the comparison of
+protections (`compare`), or a pilot's commands (`pilot ...`, `coordinator`, `site`: see
+fedviz.pilot.cli)."""
 
 import sys
 
 if sys.argv[1:2] and sys.argv[1] in ("pilot", "coordinator", "site"):
     from fedviz.pilot.cli import main
-else:
-    from fedviz.cli import main
+
+    raise SystemExit(main())
+if sys.argv[1:2] == ["compare"]:
+    from fedviz.cli import compare_main
+
+    raise SystemExit(compare_main(sys.argv[2:], sys.stdout, sys.stderr))
+
+from fedviz.cli import main
 
 raise SystemExit(main())

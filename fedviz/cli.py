@@ -291,6 +291,79 @@ def training_settings(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def compare_main(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
+    """`python -m fedviz compare [the experiment's flags] [--protections LIST] [--sweep] [--json]`."""
+    from fedviz.protections import compare
+
+    parser = build_parser()
+    assert isinstance(parser, _Parser)
+    parser.prog = "python -m fedviz compare"
+    parser.err = err
+    parser.add_argument(
+        "--protections",
+        default="all",
+        metavar="LIST",
+        help="comma-separated: " + ", ".join(compare.PROTECTIONS) + " (default all)",
+    )
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help=f"also seconds per round at {', '.join(map(str, compare.SWEEP_HOSPITALS))} hospitals (3 rounds each)",
+    )
+    args = parser.parse_args(list(argv))
+    try:
+        config = config_from(args)
+        names = compare.parse_names(args.protections)
+        _check_data(config)
+    except (ConfigError, DataError) as exc:
+        _say(err, f"error: {exc}")
+        return EXIT_BAD_INPUT
+    rows = []
+    for row in compare.compare(config, names):
+        rows.append(row)
+        _say(
+            err,
+            f"{row.protection}: "
+            + (f"cannot run here: {row.error}" if row.error else f"{row.round_s * 1000:.1f} ms a round"),
+        )
+    points = []
+    if args.sweep:
+        for point in compare.sweep(config, names):
+            points.append(point)
+            _say(
+                err,
+                f"sweep: {point.protection} at {point.hospitals} hospitals: {point.round_s * 1000:.1f} ms a round",
+            )
+    if args.json:
+        import json
+
+        out.write(json.dumps(compare.as_json(rows, points), allow_nan=False) + "\n")
+    else:
+        out.write(format_comparison(rows, compare.verdict(rows, points)) + "\n")
+    out.flush()
+    return 0
+
+
+def format_comparison(rows: Sequence[object], said: Sequence[str]) -> str:
+    """The comparison as a text table and the verdict."""
+    from fedviz.protections.base import Measured
+
+    lines = [
+        f"{'protection':<26}{'mean score':>12}{'max error':>11}{'ms/round':>10}{'crypto ms':>11}{'bytes/hosp':>12}",
+    ]
+    for row in rows:
+        assert isinstance(row, Measured)
+        if row.error is not None:
+            lines.append(f"{row.protection:<26}  cannot run here: {row.error}")
+            continue
+        mean = sum(row.scores) / len(row.scores) if row.scores else float("nan")
+        lines.append(
+            f"{row.protection:<26}{mean:>12.4g}{row.max_error:>11.2g}{row.round_s * 1000:>10.2f}"
+            f"{row.crypto_s * 1000:>11.2f}{row.bytes_per_hospital:>12,}"
+        )
+    return "\n".join([*lines, "", *said])
+
+
 def _engine(args: argparse.Namespace) -> tuple[str, str]:
     if args.engine not in ("inprocess", "flower"):
         raise ConfigError("engine", args.engine, "inprocess or flower")

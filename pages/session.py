@@ -93,6 +93,11 @@ class _SessionToken:
 # --------------------------------------------------------------------------- reading
 
 
+def token() -> object:
+    """This session's token: collected when Streamlit drops the session (jobs die with it)."""
+    return st.session_state.setdefault("_token", _SessionToken())
+
+
 def _kept(key: str, kind: type[T]) -> T | None:
     """The session state at `key` if it is a `kind` (else None: absent or from an old build)."""
     value = st.session_state.get(key)

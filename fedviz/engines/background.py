@@ -27,7 +27,7 @@ import atexit
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -323,3 +323,60 @@ class Job:
 
     def __repr__(self) -> str:
         return f"Job({self.status}, {self.progress.where})"
+
+
+class StreamJob:
+    """Any stream of results consumed in a background thread (the Compare page's protections):
+    the items kept in order as they come, cancellable between two items, a failure kept in
+    words. A closed session's job is cancelled with it (`cancel_with`)."""
+
+    def __init__(self, make: Callable[[], Iterator[Any]]) -> None:
+        self._make = make
+        self.items: list[Any] = []
+        self.error: str | None = None
+        self.status: Status = "running"
+        self._cancel = threading.Event()
+        self._done = threading.Event()
+        self._started = time.perf_counter()
+        self._ended: float | None = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+        self._thread = threading.Thread(target=self._main, name="fedviz-stream", daemon=True)
+
+    def start(self) -> StreamJob:
+        self._thread.start()
+        return self
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def cancel_with(self, owner: object) -> None:
+        self._finalizer = weakref.finalize(owner, self.cancel)
+
+    def join(self, timeout: float | None = None) -> bool:
+        return self._done.wait(timeout)
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    @property
+    def elapsed(self) -> float:
+        end = self._ended if self._ended is not None else time.perf_counter()
+        return end - self._started
+
+    def _main(self) -> None:
+        try:
+            for item in self._make():
+                self.items.append(item)
+                if self._cancel.is_set():
+                    break
+        except FedvizError as exc:
+            self.error = str(exc)
+        except Exception as exc:
+            self.error = f"unexpected failure ({type(exc).__name__}: {exc})"
+        finally:
+            self.status = "cancelled" if self._cancel.is_set() else "failed" if self.error else "finished"
+            self._ended = time.perf_counter()
+            if self._finalizer is not None:
+                self._finalizer.detach()
+            self._done.set()
