@@ -316,7 +316,7 @@ USED_TERMS = (
     "coalition", "difference attack", "fixed-point", "homomorphic", "modulus", "security",
     "Learning rate", "MSE", "ciphertext", "plaintext", "private key", "gradient descent", "hop",
     "Paillier", "Encoding", "Differential privacy", "Encryption randomness", "Warm start",
-    "logistic regression", "log-loss", "accuracy", "label skew", "star",
+    "logistic regression", "log-loss", "accuracy", "label skew", "star", "SecAgg+", "CKKS", "TenSEAL",
 )  # fmt: skip
 """Technical words the dashboard writes, as it writes them: each must have a glossary entry."""
 

@@ -45,6 +45,21 @@ def _key(entry: Entry) -> str:
 
 ENTRIES: tuple[Entry, ...] = (
     Entry(
+        "SecAgg+",
+        "Flower's secure aggregation: each pair of hospitals masks its numbers with random values that "
+        "cancel in the sum, and shares the seeds in pieces (Shamir shares) so that the sum can still be "
+        "unmasked if some hospitals drop out. Nobody holds a decryption key; enough hospitals together could "
+        "unmask one of them.",
+        ("SecAgg", "secure aggregation"),
+    ),
+    Entry(
+        "CKKS",
+        "A homomorphic encryption scheme for approximate arithmetic on vectors of real numbers (Cheon, Kim, "
+        "Kim and Song, 2017), used through the TenSEAL library by NVIDIA FLARE. Sums come back slightly off, "
+        "by an error far below a gradient's size.",
+        ("TenSEAL",),
+    ),
+    Entry(
         "Paillier",
         "The encryption scheme fedviz uses, published by Pascal Paillier in 1999. Its special property is "
         "that anyone can add numbers while they stay encrypted, without being able to read them. That is "
