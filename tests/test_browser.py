@@ -465,6 +465,32 @@ def test_a_heavy_run_neither_stalls_another_session_nor_survives_stop(browser: B
     light.context.close()
 
 
+def test_a_reload_reattaches_and_a_closed_page_stops_its_run(browser: Browser, server: str) -> None:
+    """Reloading mid-run brings the run back (its settings, progress, Stop); closing the page
+    stops it within seconds: no worker keeps the CPU busy for nobody."""
+    visitor = visit(browser, server)
+    idle(visitor)
+    heavy_run(visitor)
+    assert "run=" in visitor.url
+    visitor.reload()
+    idle(visitor)
+    expect(visitor.get_by_test_id("stProgress")).to_contain_text(
+        "encryption randomness ready", timeout=30_000
+    )
+    expect(visitor.get_by_role("button", name="Stop", exact=True)).to_be_visible()
+    expect(visitor.get_by_test_id("stSidebar").get_by_label("Hospitals", exact=True)).to_have_value("78")
+    family = descendants(SERVERS[server])
+    before = {pid: cpu_ticks([pid]) for pid in family}
+    time.sleep(2.0)
+    workers = [pid for pid in family if alive(pid) and cpu_ticks([pid]) - before[pid] > 5]
+    assert workers, "the reattached run should still have busy worker processes"
+    no_exception(visitor)
+    visitor.context.close()  # the tab is gone
+    assert wait_until(lambda: not [pid for pid in workers if alive(pid)], 10), (
+        "a closed page's run kept running"
+    )
+
+
 def clipped(page: Page, scrolling: bool = False) -> list[str]:
     """Visible text the window does not show whole: cut by a box that hides or scrolls its
     overflow (a button group, a metric label, a download button, a column), ended with an
