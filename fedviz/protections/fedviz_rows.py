@@ -61,6 +61,10 @@ def _errors(folded: _Folded) -> tuple[float, ...]:
     )
 
 
+def _scales(folded: _Folded) -> tuple[float, ...]:
+    return tuple(float(np.max(np.abs(t.mean(axis=0)))) for t in folded.truth[: len(folded.averages)])
+
+
 def _row(
     name: str,
     how: str,
@@ -97,6 +101,7 @@ def _row(
         rounds,
         tuple(finished.federated_mse),
         _errors(folded),
+        _scales(folded),
         crypto_s=sum(folded.crypto) / rounds,
         round_s=finished.timings.federated / rounds if finished.timings.federated else wall / rounds,
         bytes_per_hospital=finished.bytes_per_round // config.hospitals,

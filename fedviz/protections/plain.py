@@ -25,6 +25,7 @@ class NoProtection:
             rounds,
             descent.scores,
             descent.errors,
+            descent.scales,
             crypto_s=0.0,
             round_s=(time.perf_counter() - start) / rounds,
             bytes_per_hospital=8 * dims,

@@ -48,6 +48,7 @@ class PhePerValue:
             rounds,
             descent.scores,
             descent.errors,
+            descent.scales,
             crypto_s=sum(crypto) / rounds,
             round_s=(time.perf_counter() - began) / rounds,
             bytes_per_hospital=sent[0] if sent else 0,
