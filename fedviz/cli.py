@@ -308,7 +308,7 @@ def compare_main(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
     parser.add_argument(
         "--sweep",
         action="store_true",
-        help=f"also seconds per round at {', '.join(map(str, compare.SWEEP_HOSPITALS))} hospitals (3 rounds each)",
+        help=f"also seconds per round at {', '.join(map(str, compare.SWEEP_HOSPITALS))} hospitals ({compare.SWEEP_ROUNDS} rounds each)",
     )
     args = parser.parse_args(list(argv))
     try:

@@ -49,7 +49,8 @@ chosen = st.pills(
     help="SecAgg+ starts a Flower deployment on this server: a minute or more.",
 )
 sweep = st.toggle(
-    "Also: cost per round at 3, 10, 20, 40 and 78 hospitals (3 rounds each; a row stops when it gets slow)",
+    f"Also: cost per round at 3, 10, 20, 40 and 78 hospitals ({compare.SWEEP_ROUNDS} rounds each; a row stops when it "
+    "gets slow)",
     key="compare-sweep",
 )
 

@@ -73,6 +73,7 @@ ENCRYPTED = ("phe per value (the post)", "fedviz ring", "SecAgg+ (Flower)", "CKK
 """The protections whose speed is compared: each hides every contribution by cryptography,
 in its plain form (fedviz's remedies and its star are rows of their own)."""
 SWEEP_HOSPITALS = (3, 10, 20, 40, 78)
+SWEEP_ROUNDS = 10
 SWEEP_LIMIT_S = 60.0
 """A protection leaves the sweep once one point took longer than this."""
 
@@ -121,7 +122,7 @@ def sweep(
     config: Config,
     names: Sequence[str],
     hospitals: Sequence[int] = SWEEP_HOSPITALS,
-    rounds: int = 3,
+    rounds: int = SWEEP_ROUNDS,
 ) -> Iterator[Point]:
     """Seconds per round as the hospitals grow (a few rounds each); a protection stops at the
     first size that took more than `SWEEP_LIMIT_S` (it would not finish in reasonable time)."""
