@@ -17,7 +17,8 @@ from pages.session import RunState
 
 PAGES = Path(__file__).resolve().parent
 TRAINING_PAGE, RING_PAGE, PRIVACY_PAGE, WALKTHROUGH_PAGE, GLOSSARY_PAGE, COMPARE_PAGE = (
-    str(PAGES / f"{name}.py") for name in ("training", "ring", "privacy", "walkthrough", "glossary", "compare")
+    str(PAGES / f"{name}.py")
+    for name in ("training", "ring", "privacy", "walkthrough", "glossary", "compare")
 )
 """Absolute page paths, so the app also runs from an entry script elsewhere (tests)."""
 LIVE_EVERY_S = 0.6
