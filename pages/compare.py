@@ -75,6 +75,7 @@ elif st.button("Compare", type="primary", icon=":material/compare_arrows:", disa
     job = StreamJob(lambda: _stream(config, list(chosen or []), sweep))
     job.cancel_with(session.token())
     st.session_state[KEY] = (config, list(chosen or []), sweep, job.start())
+    st.session_state.pop("compare-shown", None)
 
 kept = _job()
 if kept is None:
@@ -91,6 +92,13 @@ if config is not None and compared != config:
 
 @st.fragment(run_every=1.0 if not job.done else None)
 def progress() -> None:
+    """While the job runs: its progress; each new row, and the end, redraw the whole page."""
+    seen = (len(job.items), job.done)
+    if st.session_state.get("compare-shown") != seen:
+        first = "compare-shown" not in st.session_state
+        st.session_state["compare-shown"] = seen
+        if not first:
+            st.rerun(scope="app")
     rows = [r for r in job.items if isinstance(r, Measured)]
     if job.done:
         if job.error:
@@ -103,9 +111,6 @@ def progress() -> None:
     )
     if st.button("Stop after this one", key="compare-stop"):
         job.cancel()
-    if len(job.items) != st.session_state.get("compare-shown", -1):
-        st.session_state["compare-shown"] = len(job.items)
-        st.rerun(scope="app")
 
 
 progress()

@@ -935,3 +935,28 @@ def test_links_are_named_in_words_not_icon_names(page: Page) -> None:
         assert not [n for n in names if re.search(r"\b[a-z]+_[a-z_]+\b", n)], (where, names)
     page.get_by_test_id("stSidebarNav").get_by_text("Training", exact=True).click()
     idle(page)
+
+
+def test_the_compare_page_measures_the_protections_side_by_side(browser: Browser, server: str) -> None:
+    """Issue 20 in the browser: the same task under every protection but SecAgg+ (its own test
+    deploys Flower), the table, the verdict, the error chart."""
+    visitor = visit(browser, server)
+    idle(visitor)
+    choose_select(visitor, "Key length", "1024 bits")
+    set_text(visitor, "Rounds", "5")
+    visitor.get_by_test_id("stSidebarNav").get_by_text("Compare", exact=True).click()
+    idle(visitor)
+    visitor.get_by_role("button", name="Compare", exact=True).click()
+    table = visitor.get_by_test_id("stTable").filter(has_text="fedviz ring")
+    expect(table).to_contain_text("CKKS (TenSEAL)", timeout=120_000)
+    expect(table).to_contain_text("phe per value (the post)")
+    idle(visitor)
+    expect(visitor.get_by_text("Fastest per round here:", exact=False)).to_be_visible()
+    expect(visitor.get_by_text("CKKS (TenSEAL) changed the aggregate by up to", exact=False)).to_be_visible()
+    charts = visitor.get_by_test_id("stPlotlyChart")
+    expect(charts.filter(has_text="How far each round's aggregate is from the plaintext one")).to_have_count(
+        1
+    )
+    no_exception(visitor)
+    visitor.screenshot(path=str(ARTIFACTS / "13-compare.png"), full_page=True)
+    visitor.context.close()
