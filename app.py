@@ -25,7 +25,7 @@ def main() -> None:
     st.cache_resource(start_forkserver)()  # once per server process; holds nothing secret
     taken = session.reattach()  # a page reloaded during a run takes it over (`?run=` in its URL)
     if taken is not None:
-        controls.adopt(taken.settings)
+        controls.adopt(taken.settings, taken.job.pause)
     session.collect()  # a run that ended since the last script run: take in its results
     training = st.Page(common.TRAINING_PAGE, title="Training", default=True, url_path="training")
     page = st.navigation(

@@ -45,7 +45,12 @@ def describe(config: Config) -> str:
         f"{config.hospitals} hospitals · {config.key_length}-bit keys · η {config.learning_rate:g} · "
         f"{config.rounds} rounds · seed {config.seed} · {config.gradient} gradient · "
         f"{'warm' if config.warm_start else 'cold'} start · {config.encoding}"
-        + ("" if config.is_the_posts_data else f" · {config.dataset} data, {config.split} split")
+        + (
+            ""
+            if config.is_the_posts_data
+            else f" · {config.dataset} data, {config.split} split"
+            + (f" by {config.split_feature}" if config.split == "by-feature" else "")
+        )
         + ("" if config.model == "linear" else f" · {config.model} regression")
         + "".join(f" · {r}" for r in config.remedies)
     )
@@ -66,7 +71,7 @@ def stale_notice() -> None:
     if last is not None and session.is_stale():
         st.info(
             f"Settings changed since this run. Showing the last run ({describe(last.config)}). "
-            "Press **Run** on the Training page to refresh.",
+            "Press **Run** (on the Training page) to refresh.",
             icon=":material/history:",
         )
 
@@ -122,12 +127,17 @@ def work_forecast(config: Config, engine: tuple[str, str] = ("inprocess", "ring"
     already in flight on this server sharing the cores (not for Flower, whose time is latency)."""
     if engine[0] == "flower":
         return flower_seconds(config, engine[1])
-    return estimate_seconds(config, others=running_jobs())
+    return estimate_seconds(config, others=_others())
+
+
+def _others() -> int:
+    """Runs in flight on this server that are not this session's own."""
+    return max(0, running_jobs() - (1 if session.running() is not None else 0))
 
 
 def busy_note(engine: tuple[str, str]) -> str:
     """Words for the forecast when other runs share this server's cores."""
-    others = running_jobs()
+    others = _others()
     if engine[0] == "flower" or not others:
         return ""
     return f" · {others} other run{'s' if others > 1 else ''} in flight on this server share its cores"

@@ -34,7 +34,7 @@ from fedviz.config import (
     parse_number,
 )
 from fedviz.data import split_for
-from fedviz.data.sources import example_csv, feature_names, inspect_csv, usable_target
+from fedviz.data.sources import example_csv, feature_names, inspect_csv, read_csv, usable_target
 from fedviz.engines.background import Engine
 from fedviz.engines.flower.scope import refusal as flower_refusal
 from fedviz.engines.inprocess import preflight
@@ -64,6 +64,7 @@ DEFAULTS: dict[str, Any] = {
     "upload_name": None,
     "upload_id": None,
     "upload_error": None,
+    "upload_note": None,
     "csv_columns": (),
     "csv_two_valued": (),
     "target": None,
@@ -73,8 +74,8 @@ DEFAULTS: dict[str, Any] = {
     "model": "linear",
 }
 DATASET_LABELS = {
-    "diabetes": "Diabetes (regression)",
-    "breast-cancer": "Breast cancer (classification)",
+    "diabetes": "Diabetes",
+    "breast-cancer": "Breast cancer",
     "csv": "Your own CSV file",
 }
 SPLIT_LABELS = {
@@ -130,10 +131,12 @@ def bind(name: str) -> dict[str, Any]:
     return {"key": key, "on_change": _store, "args": (name,)}
 
 
-def adopt(kept: dict[str, Any]) -> None:
-    """Show the settings a run was started with (a page reloaded during that run)."""
+def adopt(kept: dict[str, Any], pause: float) -> None:
+    """Show the settings a run was started with (a page reloaded during that run), with the
+    pace it has now (the pace may change while a run goes on)."""
     if kept:
-        st.session_state["settings"] = {**DEFAULTS, **kept}
+        paces = [name for name, seconds in PACES.items() if seconds == pause]
+        st.session_state["settings"] = {**DEFAULTS, **kept, **({"pace": paces[0]} if paces else {})}
 
 
 def reset() -> None:
@@ -269,6 +272,7 @@ def _dataset_chosen(store: bool = True) -> None:
 def _target_chosen(store: bool = True) -> None:
     if store:
         _store("target")
+        settings()["upload_note"] = None  # chosen by hand: nothing to explain
     kept = settings()
     if kept["target"]:
         kept["model"] = "logistic" if kept["target"] in kept["csv_two_valued"] else "linear"
@@ -293,11 +297,27 @@ def _uploaded() -> None:
         data_path=path,
         upload_name=file.name,
         upload_error=None,
+        upload_note=_why_not_last(data, file.name, preview, target),
         csv_columns=preview.columns,
         csv_two_valued=tuple(sorted(preview.two_valued)),
         target=target,
     )
     _target_chosen(store=False)
+
+
+def _why_not_last(data: bytes, name: str, preview: Any, target: str) -> str | None:
+    """When the file's last column (the usual target) was passed over: why, in words."""
+    last = preview.columns[-1]
+    if target == last:
+        return None
+    try:
+        read_csv(data, last, name)
+    except DataError as exc:
+        return (
+            f"The last column, {last!r}, cannot be the target: {exc.plain} The target is set to {target!r} "
+            "instead: choose the column to predict."
+        )
+    return None
 
 
 def data_box(errors: dict[str, str]) -> None:
@@ -327,6 +347,8 @@ def data_box(errors: dict[str, str]) -> None:
                 st.error(values["upload_error"], icon=":material/block:")
             if values["upload_name"]:
                 st.caption(f"Using {values['upload_name']}.")
+            if values["upload_note"]:
+                st.warning(values["upload_note"], icon=":material/swap_horiz:")
             st.download_button(
                 "Example CSV (60 diabetes patients)",
                 example_csv(),

@@ -39,8 +39,8 @@ def ring_dot(
     lines = [
         "digraph ring {",
         'rankdir=LR; bgcolor="transparent";',
-        'node [shape=box, style="rounded,filled", fillcolor="#f1f5f9", color="#94a3b8", fontname="sans-serif"];',
-        'edge [color="#94a3b8", fontname="sans-serif", fontsize=10];',
+        'node [shape=box, style="rounded,filled", fillcolor="#f1f5f9", color="#94a3b8", fontname="sans-serif", fontsize=16];',
+        'edge [color="#94a3b8", fontname="sans-serif", fontsize=13];',
         f'S [label="Server\\n(private key)", {server_style}];',
     ]
     # Runs of 4+ consecutive coalition members (nothing to point at inside them) become one box,
@@ -110,8 +110,8 @@ def star_dot(hospitals: int, selected: int | None = None) -> str:
     lines = [
         "digraph star {",
         'rankdir=LR; bgcolor="transparent";',
-        'node [shape=box, style="rounded,filled", fillcolor="#f1f5f9", color="#94a3b8", fontname="sans-serif"];',
-        'edge [color="#94a3b8", fontname="sans-serif", fontsize=10];',
+        'node [shape=box, style="rounded,filled", fillcolor="#f1f5f9", color="#94a3b8", fontname="sans-serif", fontsize=16];',
+        'edge [color="#94a3b8", fontname="sans-serif", fontsize=13];',
         'R [label="Relay\n(no key)", fillcolor="#fef3c7", color="#b45309"];',
         'S [label="Server\n(private key)", fillcolor="#e0e7ff", color="#4338ca"];',
     ]

@@ -44,7 +44,7 @@ def coalitions(state: RunState) -> None:
     )
     members = frozenset(int(p.split()[1]) for p in chosen or [] if p != SERVER)
     with_server = SERVER in (chosen or [])
-    drawing = st.empty()  # filled once this round's attempt says who is really exposed
+    drawing = st.container(key="dot-sized-lab").empty()  # filled once the attempt says who is exposed
     rounds = sorted(set(transcript.rounds) | {transcript.last_round})
     r = st.select_slider("Round", rounds, key="lab-coalition-round")
     if state.config.shuffle_ring:
@@ -355,6 +355,14 @@ def one_patient(state: RunState) -> None:
         "Weights used: the public cumulative update of this run (everyone can compute it from the "
         "broadcasts); y needs the weights, x does not."
     )
+    if config.dp_epsilon is not None:
+        st.info(
+            f"This run adds differential privacy (ε = {config.dp_epsilon:g}): a hospital clips each patient's "
+            f"gradient to length {config.dp_clip:g} and adds noise to its sum before encrypting, so what a "
+            "one-patient hospital sends is its record, scaled down and drowned in noise: the division above "
+            "would give noise back, not the record.",
+            icon=":material/shield:",
+        )
 
 
 def exponents(state: RunState) -> None:
@@ -541,4 +549,7 @@ def difference_errors(state: RunState, key: str) -> None:
     st.plotly_chart(fig, key=key)
     zeros = int(np.sum(errors == 0))
     if zeros:
-        st.caption(f"{zeros} of {len(errors)} rounds had an error of exactly 0: they are gaps in the line.")
+        st.caption(
+            f"{zeros} of {len(errors)} rounds had an error of exactly 0: "
+            + ("it is a gap in the line." if zeros == 1 else "they are gaps in the line.")
+        )

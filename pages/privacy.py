@@ -21,6 +21,11 @@ st.markdown(
 state = common.require_run("This page explains privacy with the numbers of a real run.")
 
 
+def _sub(k: int) -> str:
+    """A number as subscript digits (g₂, not g2, beside g₁)."""
+    return str(k).translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))
+
+
 def explain_difference(state: session.RunState, label: str, key: str) -> None:
     obs = state.observations
     n = obs.hospitals
@@ -35,7 +40,7 @@ def explain_difference(state: session.RunState, label: str, key: str) -> None:
         + (
             "g₂"
             if n == 2
-            else " + ".join(f"g{k}" for k in range(2, min(n, 4) + 1)) + (" + …" if n > 4 else "")
+            else " + ".join(f"g{_sub(k)}" for k in range(2, min(n, 4) + 1)) + (" + …" if n > 4 else "")
         )
         + "."
     )

@@ -71,7 +71,10 @@ if parties is not None:
         ),
         icon=":material/lan:",
     )
-st.graphviz_chart(star_dot(n_hosp, hop_no) if star else ring_dot(n_hosp, hop_no), width="stretch")
+# keyed "dot-sized-": the DOT's own font sizes (pages/layout.py), readable from the back of a room
+st.container(key="dot-sized-ring").graphviz_chart(
+    star_dot(n_hosp, hop_no) if star else ring_dot(n_hosp, hop_no), width="stretch"
+)
 if parties is not None:
     with st.expander(f"The parties: {len(parties.parties)} separate processes (Flower, {parties.topology})"):
         st.dataframe(

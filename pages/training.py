@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from fedviz.config import Config
+from fedviz.config import N_TRAIN, Config
 from fedviz.data import prepared
 from fedviz.privacy import utility
 from fedviz.report.charts import empty_figure, mse_figure, split_figure, y_range_for
@@ -94,7 +94,7 @@ if run_col.button(
     "Run",
     icon=":material/play_arrow:",
     type="primary",
-    disabled=config is None or not ok,
+    disabled=config is None or not ok or session.running() is not None,
     width="content",
     help="Generate keys, train locally, then run the encrypted ring. The run keeps going while you "
     "look at other pages; Stop ends it.",
@@ -230,7 +230,10 @@ state = session.last_run()
 if state is None:
     rounds = config.rounds if config is not None else 50
     for column, (phase, title) in zip(st.columns(2), CHARTS.items(), strict=True):
-        column.plotly_chart(empty_figure(title, rounds), key=f"{phase}-empty")
+        column.plotly_chart(
+            empty_figure(title, rounds, metric=config.metric if config is not None else "MSE"),
+            key=f"{phase}-empty",
+        )
     st.info("Press **Run** to train: both charts grow here round by round.", icon=":material/monitoring:")
     st.stop()
 
@@ -281,7 +284,10 @@ if logistic and finished.federated_accuracy:
     metrics.metric(
         "Best federated accuracy",
         f"{max(finished.federated_accuracy):.1%}",
-        delta=f"{100 * (max(finished.federated_accuracy) - max(finished.local_accuracy)):+.1f} points vs best local",
+        delta=f"{gain:+.1f} points vs best local"
+        if abs(gain := 100 * (max(finished.federated_accuracy) - max(finished.local_accuracy))) >= 0.05
+        else "no change vs best local",
+        delta_color="normal" if abs(gain) >= 0.05 else "off",
         help=f"Share of the {record.test_rows} test rows whose label the model gets right.",
     )
 metrics.metric(
@@ -332,7 +338,7 @@ if said.worse_pct:
         f"Federation made {len(names)} of {count} hospitals worse on the test set (by up to "
         f"{lowest:.{1 if lowest >= 0.1 else 3}f} %): "
         + ", ".join(names[:6])
-        + (" …" if len(names) > 6 else "")
+        + (f" and {len(names) - 6} more" if len(names) > 6 else "")
         + "."
         + cause,
         icon=":material/trending_down:",
@@ -421,8 +427,15 @@ if record.budget is not None or record.masks is not None:
         )
     if record.masks is not None:
         boxes.append(
-            f"**Pairwise masks** from {record.masks.pairs} agreed pair seeds: every partial sum on the ring "
-            "decrypts to noise, while the total is exactly what it would be without masks."
+            f"**Pairwise masks** from {record.masks.pairs} agreed pair seed{'s' if record.masks.pairs != 1 else ''}: "
+            "every partial sum on the ring decrypts to noise, while the total is exactly what it would be "
+            "without masks."
+            + (
+                " With 2 hospitals they cannot help: each still reads the other's gradient from the broadcast "
+                "average and its own."
+                if state.config.hospitals == 2
+                else ""
+            )
         )
     st.info(" ".join(boxes), icon=":material/shield:")
     st.page_link(
@@ -476,8 +489,14 @@ def data_split(config: Config) -> None:
     names = [f"Hospital {i + 1}" for i in range(len(patients))]
     how = SPLIT_WORDS[config.split].format(feature=config.split_feature, alpha=config.split_alpha)
     sizes = f"of {patients[0]}" if len(set(patients)) == 1 else f"of {min(patients)} to {max(patients)}"
+    left = N_TRAIN - sum(patients) if config.is_the_posts_data else 0
+    unused = (
+        f" (the other {left} of the {N_TRAIN} are left out so that every hospital holds as many, as the post does)"
+        if left
+        else ""
+    )
     st.markdown(
-        f"The {sum(patients)} training rows are {how}: {len(patients)} hospitals {sizes} rows each, so each "
+        f"The {sum(patients)} training rows{unused} are {how}: {len(patients)} hospitals {sizes} rows each, so each "
         f"hospital's data differ — compare the {'bars' if classes else 'boxes (mean marked by the dashed line)'}. "
         f"The {len(test)} test rows are a random, unbiased sample. "
         "*Simulation view: in the protocol nobody sees this whole picture.*"

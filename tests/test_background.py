@@ -171,3 +171,21 @@ def test_terminate_leaves_no_worker_even_when_a_submit_races_it():
         terminate(pool)
         submitter.join(10)
         assert table and not [p.pid for p in table.values() if p.is_alive()]
+
+
+def test_the_bar_moves_inside_a_round_whose_randomness_comes_in_big_batches() -> None:
+    """Per-value encoding at 4096 bits: 78 hospitals' randomness arrives in two batches a minute
+    apart. After one round the bar moves with time against that round's length (issue 18)."""
+    config = Config(hospitals=78, rounds=10)
+    after_round = progress_after(
+        FederatedRound(1, (1.0,), (0.0,), 80.0, 0.5, 0.5), config, Progress(0.0, "setup")
+    )
+    assert after_round.round_s == pytest.approx(81.0)
+    early = progress_after(EncryptionProgress(2, 0, 78, 10.0), config, after_round)
+    later = progress_after(EncryptionProgress(2, 0, 78, 40.0), config, early)
+    assert after_round.fraction < early.fraction < later.fraction < after_round.fraction + 0.088
+    assert "this round 40 s of about 81 s" in later.detail
+    assert (
+        progress_after(EncryptionProgress(2, 0, 78, 500.0), config, later).fraction
+        < after_round.fraction + 0.088
+    )

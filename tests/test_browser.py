@@ -864,7 +864,7 @@ def test_your_own_csv_then_breast_cancer_with_a_skewed_split(browser: Browser, s
     expect(visitor.get_by_text("Results", exact=True)).to_be_visible()
     no_exception(visitor)
 
-    choose_select(visitor, "Data", "Breast cancer (classification)")
+    choose_select(visitor, "Data", "Breast cancer")
     choose_select(visitor, "Split", "label skew (α)")
     expect(sidebar.get_by_text("logistic regression")).to_be_visible()
     visitor.get_by_role("button", name="Run", exact=True).click()

@@ -316,3 +316,56 @@ def test_the_cli_refuses_a_constant_target_in_one_line(tmp_path) -> None:
         "to learn; choose another target"
     ]
     assert out.getvalue() == ""
+
+
+def test_during_its_own_run_the_page_neither_counts_it_as_another_nor_offers_run(app: AppTest) -> None:
+    """A second visitor pass: the session's own run was counted as 'another run' (doubling the
+    forecast and asking to confirm again), and Run stayed clickable (a double click restarted)."""
+    app.button_group(key="w_pace").set_value("slow").run()
+    next(b for b in app.button if b.label == "Run").click().run()
+    try:
+        app.button_group(key="w_pace").set_value("watchable").run()
+        caption = next(c.value for c in app.caption if c.value.startswith("Expected"))
+        assert "other run" not in caption
+        assert next(b for b in app.button if b.label == "Run").disabled
+    finally:
+        app.session_state["job"].job.cancel("the test ended")
+
+
+def test_a_reloaded_page_shows_the_pace_the_run_has_now(app: AppTest) -> None:
+    app.button_group(key="w_pace").set_value("slow").run()
+    next(b for b in app.button if b.label == "Run").click().run()
+    slot = app.session_state["job"]
+    app.button_group(key="w_pace").set_value("watchable").run()  # changed mid-run
+    reloaded = AppTest.from_file("../app.py", default_timeout=TIMEOUT)
+    reloaded.query_params["run"] = slot.run_id
+    reloaded.run()
+    try:
+        assert reloaded.button_group(key="w_pace").value == "watchable"
+        assert slot.job.pause == 0.02
+    finally:
+        slot.job.cancel("the test ended")
+
+
+def test_a_passed_over_last_column_is_explained() -> None:
+    from fedviz.data.sources import inspect_csv
+    from pages.controls import _why_not_last
+
+    data = b"age,sex,progression\n" + b"".join(f"{20 + i % 50},{i % 2},100\n".encode() for i in range(40))
+    preview = inspect_csv(data, "const_target.csv")
+    note = _why_not_last(data, "const_target.csv", preview, "sex")
+    assert note is not None and note.startswith("The last column, 'progression', cannot be the target:")
+    assert "same value (100) in every row" in note and "The target is set to 'sex' instead" in note
+    assert _why_not_last(data, "const_target.csv", preview, "progression") is None
+
+
+def test_words_the_second_pass_caught(app: AppTest) -> None:
+    small(app, hospitals="2")
+    app.toggle(key="w_masks").set_value(True).run()
+    fast_run(app)
+    said = texts(app.info)
+    assert "1 agreed pair seed:" in said and "With 2 hospitals they cannot help" in said
+    app.text_input(key="w_hospitals").set_value("3").run()
+    fast_run(app)
+    app.switch_page("pages/privacy.py").run()
+    assert "3·ā − g₁ = g₂ + g₃" in texts(app.markdown)

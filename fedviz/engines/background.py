@@ -69,6 +69,10 @@ class Progress:
     """e.g. "federated training (round 3 of 50)"."""
     detail: str = ""
     """Inside a long round: e.g. "randomness ready for 12 of 78 hospitals"."""
+    round_start: float = 0.0
+    """The fraction at which the current federated round began."""
+    round_s: float = 0.0
+    """How long the last finished federated round took (0 before the first)."""
 
 
 def progress_after(event: Event, config: Config, before: Progress) -> Progress:
@@ -84,16 +88,29 @@ def progress_after(event: Event, config: Config, before: Progress) -> Progress:
         return Progress(LOCAL_SHARE + 0.02, f"federated training (round 1 of {rounds})")
     if isinstance(event, EncryptionProgress):
         share = event.ready / event.hospitals
+        step = (0.98 - LOCAL_SHARE) / rounds
+        start = before.round_start or before.fraction
+        # the bar keeps moving inside a long round: by the parties ready, or by the time the
+        # last round took when the randomness comes in few large batches
+        by_time = min(0.95, event.waited_s / before.round_s) if before.round_s else 0.0
+        fraction = start + step * max(share, by_time)
+        timing = (
+            f" · this round {event.waited_s:.0f} s of about {before.round_s:.0f} s"
+            if before.round_s
+            else f" · this round {event.waited_s:.1f} s so far"
+        )
         return Progress(
-            before.fraction,
+            max(before.fraction, fraction),
             f"federated training (round {event.round} of {rounds})",
-            f"encryption randomness ready for {event.ready} of {event.hospitals} hospitals "
-            f"({share:.0%}) · this round {event.waited_s:.1f} s so far",
+            f"encryption randomness ready for {event.ready} of {event.hospitals} hospitals ({share:.0%}){timing}",
+            start,
+            before.round_s,
         )
     if isinstance(event, FederatedRound):
         fraction = LOCAL_SHARE + 0.02 + (0.98 - LOCAL_SHARE) * event.round / rounds
         upcoming = min(event.round + 1, rounds)
-        return Progress(fraction, f"federated training (round {upcoming} of {rounds})")
+        took = event.encrypt_s + event.add_s + event.decrypt_s
+        return Progress(fraction, f"federated training (round {upcoming} of {rounds})", "", fraction, took)
     if isinstance(event, Exchange):
         where = (
             "joining: local training and keys"

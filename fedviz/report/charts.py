@@ -250,9 +250,9 @@ def split_figure(
     return fig
 
 
-def empty_figure(title: str, rounds: int, note: str = "no run yet") -> go.Figure:
+def empty_figure(title: str, rounds: int, note: str = "no run yet", metric: str = "MSE") -> go.Figure:
     """The frame a chart will grow into, before any data (also loads plotly.js early)."""
-    fig = mse_figure(title, [], [], rounds)
+    fig = mse_figure(title, [], [], rounds, metric=metric)
     fig.update_layout(
         yaxis={"showticklabels": False, "showgrid": False, "zeroline": False, "range": [0, 1]},
         annotations=[
