@@ -192,7 +192,7 @@ def test_secagg_plus_on_a_loopback_deployment() -> None:
     assert row.crypto_s > 0 and row.setup_s > 0
     assert row.extra["replay mismatches"] == 0 and row.extra["dropouts"] == 0
     assert row.trust is not None and "only the sum" in row.trust.readers
-    assert row.trust.dropout.startswith("yes, if it drops after sending its key shares")
+    assert row.trust.dropout.startswith("yes after the key-share stage")
 
 
 @pytest.mark.slow

@@ -168,7 +168,7 @@ def verdict(rows: Sequence[Measured], points: Sequence[Point] = ()) -> list[str]
     for r in ok:
         if r.trust is not None and r.trust.dropout.startswith("yes") and r.protection != "none":
             said.append(
-                f"Only {r.protection} keeps a round going when a hospital drops out ({r.trust.dropout})."
+                f"Only {r.protection} can keep a round going when a hospital drops out (its dropout column)."
             )
     by_size: dict[int, dict[str, float]] = {}
     for p in points:

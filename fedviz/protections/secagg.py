@@ -613,37 +613,34 @@ class SecAggPlus:
                 f"{done.mismatches} hospital gradients differ from the replay's: the scores are the replay's"
             )
         t = p.reconstruction_threshold
+        others = (
+            f"the other {n - 1} hospitals"
+            if t >= n - 1
+            else f"any {t} other hospitals (pooling their shares of its mask key), or all {n - 1} others"
+        )
         trust = Trust(
             decryptors=(
-                "nobody holds a decryption key: each hospital masks its vector with a self-mask and pairwise "
-                f"masks whose seeds it Shamir-shares among its {p.num_shares - 1} neighbours (here every other "
-                f"hospital); any {t} shares rebuild a seed, and every round the live hospitals hand the server "
-                "their shares of each live hospital's self-mask seed (and of a dropped one's mask key) so it "
-                "can unmask the sum"
+                f"nobody holds a key: masks whose seeds each hospital Shamir-shares with its {p.num_shares - 1} "
+                f"neighbours; any {t} shares rebuild a seed"
             ),
             readers=(
-                "the server alone learns only the sum; the server with "
-                + (
-                    f"all {n - 1} other hospitals (subtracting them from the sum, or pooling their shares)"
-                    if t >= n - 1
-                    else f"any {t} other hospitals (pooling their shares of a hospital's mask key) or all "
-                    f"{n - 1} others (subtracting them from the sum)"
-                )
-                + " reads one hospital's gradient. That holds for a server that follows the protocol: Flower "
-                "1.42's hospital hands over its shares of both a neighbour's self-mask seed and its mask key "
-                "when the server lists that neighbour as both live and dropped (secaggplus_mod _unmask checks "
-                "neither lists' overlap nor consistency), so a server that deviates reads every gradient alone"
+                f"the server alone learns only the sum; the server with {others} reads one hospital, if it "
+                "follows the protocol (a deviating server reads every hospital alone: see the caveats)"
             ),
             dropout=(
-                "yes, if it drops after sending its key shares (Flower 1.42): a hospital silent for a stage's "
-                f"{p.timeout_s:g} s timeout at collect masked vectors is left out of that round's mean (at "
-                f"unmask it still counts), while every hospital keeps at least {t} live neighbours (here up to "
-                f"{n - t} of {n}). One silent at setup or share keys (a hospital that died between rounds, "
-                "say) halts the aggregation, since Flower then asks the live hospitals for shares of it they "
-                "never received, and this row stops with an error. Without a timeout Flower waits for a dead "
-                "hospital forever"
+                f"yes after the key-share stage: a hospital silent for {p.timeout_s:g} s is left out of that "
+                f"round while {t} neighbours answer; one silent before it halts the round"
             ),
         )
+        caveats = [
+            *caveats,
+            "Flower 1.42's hospital hands over its shares of both a neighbour's self-mask seed and its mask key "
+            "when the server lists that neighbour as both live and dropped (secaggplus_mod's _unmask checks "
+            "neither list's overlap), so a server that deviates from the protocol reads every gradient alone.",
+            "A hospital silent at setup or share keys (one that died between rounds, say) halts the "
+            "aggregation: Flower then asks the live hospitals for shares of it they never received. Without "
+            "a timeout Flower waits for a dead hospital forever.",
+        ]
         mean = float(np.mean(list(sent.values()))) if sent else 0.0
         per_stage: dict[str, float] = {}
         for stage in STAGES:
