@@ -353,3 +353,34 @@ def test_a_nodes_process_imports_only_what_a_node_needs() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_site_that_just_restarted_is_asked_again_to_join() -> None:
+    """Flower answers "node unavailable" to a site restarted a moment ago (its old connection
+    has not yet been given up): the relay asks again rather than failing the run."""
+    config = Config(hospitals=3, key_length=1024, rounds=1)
+    transport = DirectTransport(config)
+    asked = {"join": 0}
+    real_ask = transport.ask
+
+    def ask(requests, timeout_s):  # type: ignore[no-untyped-def]
+        if requests[0][1] == "join":
+            asked["join"] += 1
+            if asked["join"] == 1:
+                raise FlowerRunError("Hospital 2 failed at join: Error: Node Unavailable", unavailable=True)
+        return real_ask(requests, timeout_s)
+
+    transport.ask = ask  # type: ignore[method-assign]
+    seen: list[object] = []
+    try:
+        Relay(transport, config, "ring", seen.append, join_timeout_s=30).run()
+    finally:
+        transport.close()
+    assert asked["join"] == 2 and any(isinstance(e, RunFinished) for e in seen)
+    with pytest.raises(FlowerRunError, match="did not answer"):  # other failures still end the run
+        failing = DirectTransport(config)
+        failing.silent.add("Hospital 1")
+        try:
+            Relay(failing, config, "ring", lambda e: None).run()
+        finally:
+            failing.close()

@@ -63,7 +63,12 @@ PREVIEW_BYTES = 16
 
 
 class FlowerRunError(FedvizError):
-    """The distributed run could not go on; the message names the party and what happened."""
+    """The distributed run could not go on; the message names the party and what happened.
+    `unavailable`: Flower said the party's node is not there now (it may be coming back)."""
+
+    def __init__(self, message: str, unavailable: bool = False) -> None:
+        super().__init__(message)
+        self.unavailable = unavailable
 
 
 class Transport(Protocol):
@@ -128,9 +133,7 @@ class Relay:
         node_ids = self._wait_for_nodes(config.hospitals + 1)
         replay = [list(map(float, a)) for a in self.replay]
         start = time.perf_counter()
-        joined = self.transport.ask(
-            [(i, "join", {"replay": json.dumps(replay)}) for i in node_ids], self.timeout_s
-        )
+        joined = self._join(node_ids, replay)
         join_s = time.perf_counter() - start
         for node, reply in zip(node_ids, joined, strict=True):
             _raise_error(self.expected.get(node, f"node {node}"), "join", reply, config.learning_rate)
@@ -269,6 +272,21 @@ class Relay:
                 ),
             )
         )
+
+    def _join(self, node_ids: list[int], replay: list[list[float]]) -> list[Content]:
+        """Every party's join. A site restarted a moment ago can still be listed under its old,
+        silent connection (Flower answers "node unavailable" until its heartbeat is in): ask
+        again until the join deadline."""
+        deadline = time.monotonic() + self.join_timeout_s
+        while True:
+            try:
+                return self.transport.ask(
+                    [(i, "join", {"replay": json.dumps(replay)}) for i in node_ids], self.timeout_s
+                )
+            except FlowerRunError as exc:
+                if not exc.unavailable or time.monotonic() > deadline:
+                    raise
+                time.sleep(2.0)
 
     def _standardise(self, hospitals: list[str]) -> Content:
         """The sites' counts, sums and squares summed round the ring, sealed hop by hop; the

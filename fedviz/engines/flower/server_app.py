@@ -21,6 +21,8 @@ from fedviz.engines.flower.relay import REPLY_TIMEOUT_S, FlowerRunError, Relay
 from fedviz.eventlog import Failure, to_line
 from fedviz.events import Event
 
+NODE_UNAVAILABLE = 5
+"""Flower's error code for a message to a node that stopped reporting its heartbeat."""
 FAB_NOT_VERIFIED = 7
 """Flower's error code in a SuperNode's reply when an app bundle's signature did not check."""
 POLL_S = 0.02
@@ -72,7 +74,10 @@ class GridTransport:
                         f"{who} refused the app bundle: it is not signed by the key its site trusts "
                         "(Flower: the FAB could not be verified)"
                     )
-                raise FlowerRunError(f"{who} failed at {action}: {reply.error.reason}")
+                raise FlowerRunError(
+                    f"{who} failed at {action}: {reply.error.reason}",
+                    unavailable=reply.error.code == NODE_UNAVAILABLE,
+                )
             out.append(dict(reply.content["c"]))
         return out
 
