@@ -31,6 +31,12 @@ from fedviz.pilot.folders import CoordinatorFolder, PilotError, SiteFolder, part
 from fedviz.pilot.processes import Children, Stopped, console, stop_on_signals
 
 START_TIMEOUT_S = 60.0
+NOT_ADMITTED = 305
+"""A SuperNode's exit code when the SuperLink refuses to activate it."""
+ADMIT_PATIENCE_S = 150.0
+"""How long a site keeps asking to be admitted: Flower lets a dead connection of the same node
+go after 2 x 30 s without heartbeats."""
+ADMIT_RETRY_S = 10.0
 EXITS = {
     305: "the coordinator did not admit this site's node key: has it been enrolled (`pilot enrol`) and "
     "the coordinator restarted or told (`pilot enrol` while it runs)?",
@@ -288,27 +294,23 @@ def site(
         path_env = {"PATH": children.env["PATH"]}
         supernode = waits.install(folder.path / "short-waits", path_env)
         children.extra.update(path_env)
+    command = [
+        supernode,
+        "--root-certificates",
+        str(folder.path / "ca.crt"),
+        "--superlink",
+        folder.coordinator,
+        "--auth-supernode-private-key",
+        str(folder.path / "node.key"),
+        "--trusted-entities",
+        str(folder.path / "trusted-entities.yaml"),
+        "--port",
+        str(_free_port()),
+        "--node-config",
+        _node_config_text(node_config),
+    ]
     stop_on_signals()
     try:
-        node = children.spawn(
-            "supernode",
-            [
-                supernode,
-                "--root-certificates",
-                str(folder.path / "ca.crt"),
-                "--superlink",
-                folder.coordinator,
-                "--auth-supernode-private-key",
-                str(folder.path / "node.key"),
-                "--trusted-entities",
-                str(folder.path / "trusted-entities.yaml"),
-                "--port",
-                str(_free_port()),
-                "--node-config",
-                _node_config_text(node_config),
-            ],
-            folder.path,
-        )
         what = (
             f"its own {Path(str(node_config['data'])).name} (target {target!r}, "
             f"{test_fraction:g} of its rows held out for its own test)"
@@ -320,11 +322,34 @@ def site(
             "bundles signed by the coordinator's key. Ctrl-C or SIGTERM stops it.\n"
         )
         say.flush()
-        while node.popen.poll() is None:
-            time.sleep(0.2)
-        code = node.popen.returncode
-        why = EXITS.get(code, node.tail())
-        raise PilotError(f"{folder.who}: the SuperNode exited (code {code}): {why}", failed=True)
+        refused_since: float | None = None
+        while True:
+            log = folder.path / "logs" / "supernode.log"
+            before = log.stat().st_size if log.exists() else 0
+            node = children.spawn("supernode", command, folder.path)
+            started = time.monotonic()
+            while node.popen.poll() is None:
+                time.sleep(0.2)
+            code = node.popen.returncode
+            with open(log, "rb") as f:
+                f.seek(before)
+                said = f.read().decode(errors="replace")
+            if f"Exit Code: {NOT_ADMITTED}" in said:  # Flower prints its code, then exits with 1
+                code = NOT_ADMITTED
+            # Refused at once: the coordinator may still hold this site's previous connection
+            # (it lets one go after about a minute without heartbeats): try again for a while.
+            if code == NOT_ADMITTED and time.monotonic() - started < 30:
+                refused_since = refused_since or started
+                if time.monotonic() - refused_since < ADMIT_PATIENCE_S:
+                    say.write(
+                        f"{folder.who}: the coordinator did not admit this node yet (it may still hold this "
+                        f"site's previous connection); trying again in {ADMIT_RETRY_S:g} s\n"
+                    )
+                    say.flush()
+                    time.sleep(ADMIT_RETRY_S)
+                    continue
+            why = EXITS.get(code, node.tail())
+            raise PilotError(f"{folder.who}: the SuperNode exited (code {code}): {why}", failed=True)
     except Stopped:
         say.write(f"{folder.who}: stopped\n")
         return 0
