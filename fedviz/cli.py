@@ -227,6 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the run summary as one JSON object on the last line of stdout",
     )
+    p.add_argument(
+        "--save",
+        action="store_true",
+        help="keep the run in the run store (see python -m fedviz runs list)",
+    )
     return p
 
 
@@ -435,6 +440,9 @@ def _main(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
         return EXIT_BAD_INPUT
     for warning in config.warnings():
         _say(err, f"warning: {warning}")
+    from fedviz.store.cli import Saving
+
+    saving = Saving.open(args.save, err)  # one line and exit 2 if the store cannot be written
 
     from fedviz.eventlog import to_line
     from fedviz.report.summary import RunRecord  # the heavy imports wait until input is valid
@@ -443,6 +451,7 @@ def _main(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
     try:
         for event in _events(config, engine, topology, use_pool, args.flower_short_waits):
             record.add(event)
+            saving.add(event)
             if args.events:
                 out.write(to_line(event) + "\n")
                 out.flush()
@@ -458,12 +467,13 @@ def _main(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
         _say(err, f"error: {record.error}")
     elif record.interrupted:
         _say(err, "error: interrupted")
+    saved = saving.finish(record)
     if args.json:
         out.write(record.to_json() + "\n")
     elif record.finished is not None:
         out.write(format_report(record) + "\n")
     out.flush()
-    return 0 if record.finished is not None else EXIT_FAILED
+    return 0 if record.finished is not None and saved else EXIT_FAILED
 
 
 def _events(
