@@ -471,6 +471,8 @@ def _main(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
     if args.json:
         out.write(record.to_json() + "\n")
     elif record.finished is not None:
+        from fedviz.report.text import format_report
+
         out.write(format_report(record) + "\n")
     out.flush()
     return 0 if record.finished is not None and saved else EXIT_FAILED
@@ -550,63 +552,3 @@ def _start_pool_quietly() -> None:
         warm(shared_pool())
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-def format_report(record: object) -> str:
-    """The seed post's table, with the plaintext yardsticks and timings beside it."""
-    from fedviz.report.summary import RunRecord
-
-    assert isinstance(record, RunRecord) and record.config is not None and record.finished is not None
-    c, f = record.config, record.finished
-    logistic = c.model == "logistic"
-    digits = 4 if logistic else 2
-    data = (
-        ""
-        if c.is_the_posts_data and c.dataset == "diabetes"
-        else ", each hospital's own file"
-        if c.per_site
-        else f", {c.dataset} data split {c.split}"
-    )
-    held = (
-        "each hospital on its own held-out rows: " + " / ".join(map(str, record.own_test_rows))
-        if record.own_test_rows
-        else f"{record.test_rows} held-out rows"
-    )
-    lines = [
-        f"{c.hospitals} hospitals, {c.key_length}-bit Paillier keys ({c.encoding}, {c.obfuscator} "
-        f"randomness), eta {c.learning_rate:g}, {c.rounds} rounds, seed {c.seed}, {c.gradient} gradient, "
-        f"{'warm' if c.warm_start else 'cold'} start{data}, {c.model} model"
-        + "".join(f", {r}" for r in c.remedies),
-        "",
-        f"Test {c.metric} ({held}; lower is better)",
-        f"{'hospital':<12}{'patients':>9}{'local only':>13}{'federated':>12}{'improvement':>13}"
-        + (f"{'accuracy local → federated':>30}" if logistic else ""),
-    ]
-    for i, row in enumerate(record.table()):
-        line = (
-            f"{row['hospital']:<12}{row['patients']:>9}{row['local_mse']:>13.{digits}f}"
-            f"{row['federated_mse']:>12.{digits}f}{row['improvement']:>13.{digits}f}"
-        )
-        if logistic and f.local_accuracy and f.federated_accuracy:
-            line += f"{f.local_accuracy[i]:>20.1%} → {f.federated_accuracy[i]:.1%}"
-        lines.append(line)
-    t = f.timings
-    optimum = "scikit-learn's logistic fit" if logistic else "least-squares optimum"
-    lines += [
-        "",
-        "Plaintext yardsticks (no privacy, what pooling all data would give):",
-        f"  gradient descent on the pooled data, same eta and rounds: {f.centralized_mse:.{digits}f}",
-    ]
-    if record.reference is not None and record.reference.continued_mse:
-        lines.append(
-            f"  {'the same, as many rounds as local + federated (' + str(2 * c.rounds) + '):':<58}"
-            f"{record.reference.continued_mse[-1]:.{digits}f}"
-        )
-    lines += [
-        f"  {optimum + ' on the pooled data:':<58}{f.optimum_mse:.{digits}f}",
-        "",
-        f"Ring traffic: {f.bytes_per_round:,} bytes of ciphertext per round",
-        f"Time: keygen {t.keygen:.3f} s, federated {t.federated:.3f} s (encrypt {t.encrypt:.3f}, "
-        f"add {t.add:.3f}, decrypt {t.decrypt:.3f}), total {t.total:.3f} s",
-    ]
-    return "\n".join(lines)

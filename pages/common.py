@@ -12,6 +12,7 @@ import streamlit as st
 from fedviz.config import Config
 from fedviz.engines.background import running_jobs
 from fedviz.report.estimate import CONFIRM_ABOVE_S, estimate_seconds, flower_seconds, human_duration
+from fedviz.report.text import describe
 from pages import controls, session
 from pages.session import RunState
 
@@ -38,22 +39,6 @@ def live_every_s(paced: bool = False) -> float:
 
 
 ICONS = {"error": ":material/block:", "warning": ":material/stop_circle:", "info": ":material/info:"}
-
-
-def describe(config: Config) -> str:
-    return (
-        f"{config.hospitals} hospitals · {config.key_length}-bit keys · η {config.learning_rate:g} · "
-        f"{config.rounds} rounds · seed {config.seed} · {config.gradient} gradient · "
-        f"{'warm' if config.warm_start else 'cold'} start · {config.encoding}"
-        + (
-            ""
-            if config.is_the_posts_data
-            else f" · {config.dataset} data, {config.split} split"
-            + (f" by {config.split_feature}" if config.split == "by-feature" else "")
-        )
-        + ("" if config.model == "linear" else f" · {config.model} regression")
-        + "".join(f" · {r}" for r in config.remedies)
-    )
 
 
 # --------------------------------------------------------------------------- notices

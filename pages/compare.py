@@ -16,7 +16,8 @@ from fedviz.protections import compare
 from fedviz.protections.base import Measured
 from fedviz.report.charts import colour
 from fedviz.report.estimate import human_duration
-from pages import common, session
+from fedviz.report.text import describe
+from pages import session
 
 KEY = "compare"
 LABELS = {
@@ -85,7 +86,7 @@ assert kept is not None
 compared, names, swept, job = kept
 if config is not None and compared != config:
     st.info(
-        f"Settings changed since this comparison. Showing it for: {common.describe(compared)}.",
+        f"Settings changed since this comparison. Showing it for: {describe(compared)}.",
         icon=":material/history:",
     )
 
@@ -151,7 +152,7 @@ for r in rows:
 st.subheader("Side by side")
 st.table(pd.DataFrame(table).fillna(""), hide_index=True)
 st.caption(
-    f"{common.describe(compared)}. Crypto: the protection's own encrypting, adding, masking and decrypting, "
+    f"{describe(compared)}. Crypto: the protection's own encrypting, adding, masking and decrypting, "
     "summed over the parties; whole: the round's wall time (with the transport where there is one)."
 )
 

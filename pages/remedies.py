@@ -8,9 +8,7 @@ this session's state only (never a shared cache)."""
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
-from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -19,9 +17,9 @@ import streamlit as st
 import pages  # noqa: F401  (a first request enters through the app: see pages/__init__.py)
 from fedviz.config import Config
 from fedviz.privacy import dp, remedies, utility
+from fedviz.privacy.table import measured_table
 from fedviz.report.charts import REFERENCE, colour
 from fedviz.report.estimate import human_duration
-from fedviz.report.headline import display_digits
 
 MAX_ROUNDS = 50
 """The measured runs take at most this many federated rounds (a lab click stays short)."""
@@ -100,66 +98,8 @@ def section(config: Config, run_mean: float | None = None) -> None:
     )
 
 
-def _size(error: float, relative: bool) -> str:
-    """Short enough not to wrap in a table cell: '4e-14', '1e+11', '0.26 %', '151 %'."""
-    if relative:
-        return f"{100 * error:.2f} %" if error < 0.1 else f"{100 * error:.0f} %"
-    return "0" if error == 0 else f"{error:.0e}"
-
-
-def _cell(cell: remedies.Cell, relative: bool = False) -> str:
-    if math.isnan(cell.error):
-        return "— (" + cell.note + ")" if cell.note else "—"
-    size = _size(cell.error, relative)
-    return {
-        "recovered": f"recovered (error {size})",
-        "masked": f"fails: masked (off by {size})",
-        "noisy": f"noise only (off by {size})",
-    }.get(cell.verdict, f"not recovered (off by {size})")
-
-
 def _table(lab: Lab, run_mean: float | None) -> None:
-    cells = {name: remedies.threats(v) for name, v in lab.variants.items()}
-    costs = {name: remedies.cost(v) for name, v in lab.variants.items()}
-    eps = lab.variants["DP"].config.dp_epsilon
-    columns = {name: name.replace("DP", f"DP ε={eps:g}") for name in remedies.REMEDIES}
-    rows: list[dict[str, Any]] = []
-    for i, threat in enumerate(remedies.THREATS):
-        rows.append(
-            {"": threat, **{columns[n]: _cell(cells[n][i], relative=i == 3) for n in remedies.REMEDIES}}
-        )
-    metric = lab.config.metric
-    digits = 4 if lab.config.model == "logistic" else 1
-    start = f"{lab.config.rounds} federated rounds from zero weights (DP needs that start)"
-    if run_mean is not None and lab.config.warm_start:
-        shown = display_digits([run_mean], 4 if lab.config.model == "logistic" else 2)  # as Training shows it
-        start += f"; your run continued from local models and ended at {run_mean:.{shown}f}"
-    rows.append(
-        {
-            "": f"cost: test {metric} (mean of hospitals) after {start}",
-            **{columns[n]: f"{costs[n].test_mse:.{digits}f}" for n in costs},
-        }
-    )
-    rows.append(
-        {
-            "": "cost: federated phase time",
-            **{
-                columns[n]: f"{costs[n].federated_s:.3f} s"
-                + (f", masks {costs[n].masks_s:.3f} s of it" if costs[n].masks_s else "")
-                for n in costs
-            },
-        }
-    )
-    rows.append(
-        {
-            "": "cost: bytes per round",
-            **{
-                columns[n]: f"{costs[n].bytes_per_round:,}"
-                + (f" (+{costs[n].setup_bytes} once, for the keys)" if costs[n].setup_bytes else "")
-                for n in costs
-            },
-        }
-    )
+    rows = measured_table(lab.variants, run_mean, lab.config.warm_start)
     st.markdown("##### Threats × remedies on this run")
     st.table(pd.DataFrame(rows), hide_index=True)
     st.caption(

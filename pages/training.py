@@ -18,6 +18,7 @@ from fedviz.privacy import utility
 from fedviz.report.charts import empty_figure, mse_figure, split_figure, y_range_for
 from fedviz.report.estimate import human_duration
 from fedviz.report.headline import Headline, headline
+from fedviz.report.text import describe
 from pages import common, controls, session
 
 st.title("Federated learning on encrypted gradients")
@@ -410,7 +411,7 @@ st.dataframe(
 )
 first = f"first federated point after {state.first_point_s:.2f} s · " if state.first_point_s else ""
 st.caption(
-    f"{common.describe(state.config)} · {first}finished in {state.seconds:.2f} s "
+    f"{describe(state.config)} · {first}finished in {state.seconds:.2f} s "
     f"(keygen {timings.keygen:.3f} s, encrypt {timings.encrypt:.3f} s, add {timings.add:.3f} s, "
     f"decrypt {timings.decrypt:.3f} s) · {finished.bytes_per_round:,} bytes of ciphertext per round"
 )

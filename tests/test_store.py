@@ -478,7 +478,7 @@ def test_the_handout_opens_offline_and_says_what_the_pages_say(tmp_path: Path) -
 
 def test_the_handout_carries_the_remedies_lab_when_measured(tmp_path: Path) -> None:
     from fedviz.privacy import remedies
-    from fedviz.store.remedies import measured_table
+    from fedviz.privacy.table import measured_table
 
     base = Config(key_length=1024, rounds=2, hospitals=3)
     table = measured_table(remedies.measure(base), run_mean=3716.5)

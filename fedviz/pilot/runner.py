@@ -167,7 +167,7 @@ def execute(
     if json_out:
         out.write(record.to_json() + "\n")
     elif record.finished is not None:
-        from fedviz.cli import format_report
+        from fedviz.report.text import format_report
 
         out.write(format_report(record) + "\n")
     out.flush()

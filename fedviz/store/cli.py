@@ -172,7 +172,7 @@ def _header(info: RunInfo) -> list[str]:
 
 def format_run(run: StoredRun) -> str:
     """The run's header, then the same report `python -m fedviz` prints (or how it ended)."""
-    from fedviz.cli import format_report
+    from fedviz.report.text import format_report
 
     record = run.fold().record
     lines = _header(run.info)

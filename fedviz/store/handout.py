@@ -29,6 +29,7 @@ from fedviz.privacy.attacks import difference_errors
 from fedviz.report.charts import mse_figure, y_range_for
 from fedviz.report.estimate import human_duration
 from fedviz.report.headline import Headline, headline
+from fedviz.report.text import describe
 from fedviz.store.runs import Folded, StoredRun
 from fedviz.story import visibility
 from fedviz.story import walkthrough as walk
@@ -115,23 +116,6 @@ def write_handout(run: StoredRun, path: Path | str) -> int:
 
 
 # --------------------------------------------------------------------------- sections
-
-
-def describe(config: Config) -> str:
-    """The settings in one line, as the pages' captions write them."""
-    return (
-        f"{config.hospitals} hospitals · {config.key_length}-bit keys · η {config.learning_rate:g} · "
-        f"{config.rounds} rounds · seed {config.seed} · {config.gradient} gradient · "
-        f"{'warm' if config.warm_start else 'cold'} start · {config.encoding}"
-        + (
-            ""
-            if config.is_the_posts_data
-            else f" · {config.dataset} data, {config.split} split"
-            + (f" by {config.split_feature}" if config.split == "by-feature" else "")
-        )
-        + ("" if config.model == "linear" else f" · {config.model} regression")
-        + "".join(f" · {r}" for r in config.remedies)
-    )
 
 
 def _status(run: StoredRun, folded: Folded) -> str:

@@ -1,5 +1,6 @@
 """The remedies lab's measured table (threats × remedies, then their costs) as plain text rows,
-in the Privacy page's words, so a stored run can carry it without its runs' keys.
+in the Privacy page's words: the page draws them, a stored run carries them (without the
+measured runs' keys).
 
 Invariant: a row is a dict of strings (the first key "" names the threat or cost, the
 others are the remedies' columns); nothing in it came from a key or a mask seed except
@@ -35,11 +36,12 @@ def cell_text(cell: remedies.Cell, relative: bool = False) -> str:
 
 
 def measured_table(
-    variants: Mapping[str, remedies.Variant], run_mean: float | None = None
+    variants: Mapping[str, remedies.Variant], run_mean: float | None = None, warm_start: bool = True
 ) -> list[dict[str, str]]:
     """The rows the Privacy page's "Threats × remedies" table shows for `variants` (one real
     run per name of `remedies.REMEDIES`, as `remedies.measure` makes them); `run_mean`: the
-    session's run's mean final federated score, set beside the measured ones."""
+    session's run's mean final federated score, set beside the measured ones when that run
+    started warm (the measured runs start from zero)."""
     names = [n for n in remedies.REMEDIES if n in variants]
     first = variants[names[0]].config
     cells = {n: remedies.threats(variants[n]) for n in names}
@@ -52,9 +54,9 @@ def measured_table(
     ]
     digits = 4 if first.model == "logistic" else 1
     start = f"{first.rounds} federated rounds from zero weights (DP needs that start)"
-    if run_mean is not None:
-        shown = display_digits([run_mean], 4 if first.model == "logistic" else 2)
-        start += f"; your run ended at {run_mean:.{shown}f}"
+    if run_mean is not None and warm_start:
+        shown = display_digits([run_mean], 4 if first.model == "logistic" else 2)  # as Training shows it
+        start += f"; your run continued from local models and ended at {run_mean:.{shown}f}"
     rows.append(
         {
             "": f"cost: test {first.metric} (mean of hospitals) after {start}",
