@@ -384,3 +384,29 @@ def test_a_site_that_just_restarted_is_asked_again_to_join() -> None:
             Relay(failing, config, "ring", lambda e: None).run()
         finally:
             failing.close()
+
+
+def test_a_run_cut_off_after_its_last_average_can_still_be_resumed(tmp_path: Path) -> None:
+    """Every round's average was broadcast, but the hospitals never took the last step: the
+    resumed part replays them all and finishes, with the uninterrupted numbers."""
+    files = tuple(str(p) for p in sites(tmp_path))
+    config = Config(
+        hospitals=3,
+        key_length=1024,
+        rounds=3,
+        learning_rate=0.002,
+        dataset="sites",
+        site_paths=files,
+        target="y",
+    )
+    broadcasts = tmp_path / "broadcasts.jsonl"
+    whole = relay_run(config, broadcasts=str(broadcasts))
+    averages = [json.loads(line)["average"] for line in broadcasts.read_text().splitlines()]
+    resumed = relay_run(config, replay=averages)
+    done = [next(e for e in s if isinstance(e, RunFinished)) for s in (whole, resumed)]
+    assert done[0].federated_mse == done[1].federated_mse
+    run = runner.RunFolder(tmp_path)
+    (tmp_path / "summary.json").write_text(json.dumps({"status": "failed"}))
+    assert not run.finished()
+    (tmp_path / "summary.json").write_text(json.dumps({"status": "finished"}))
+    assert run.finished()

@@ -337,9 +337,9 @@ def _unsigned_bundles_are_refused(parties: dict[str, Party]) -> None:
 
 
 def started_run(coordinator: Party, log: Path, extra: str = "") -> subprocess.Popen[str]:
-    """A 3-round pilot run in the background, once it has finished its first round."""
+    """A 2-round pilot run in the background, once it has finished its first round."""
     command = (
-        "fedviz/scripts/fedviz pilot run pilot/coordinator --rounds 3 --key-length 1024 --learning-rate 0.001"
+        "fedviz/scripts/fedviz pilot run pilot/coordinator --rounds 2 --key-length 1024 --learning-rate 0.001"
     )
     with open(log, "w") as err:
         run = coordinator.host.popen(
@@ -349,7 +349,7 @@ def started_run(coordinator: Party, log: Path, extra: str = "") -> subprocess.Po
             stderr=err,
             text=True,
         )
-    assert wait_until(lambda: "round 1/3" in log.read_text() or run.poll() is not None, 300), log.read_text()
+    assert wait_until(lambda: "round 1/2" in log.read_text() or run.poll() is not None, 300), log.read_text()
     return run
 
 
@@ -383,6 +383,6 @@ def _a_restarted_coordinator_resumes(parties: dict[str, Party], steps: list[tupl
     coordinator.start(start, "coordinator up")
     done = coordinator.run(resume, timeout=600)
     assert done.returncode == 0, done.stderr
-    got, want = summary(coordinator, interrupted), in_process(coordinator.home.parent, rounds=3)
+    got, want = summary(coordinator, interrupted), in_process(coordinator.home.parent, rounds=2)
     assert got["federated_score"] == want["federated_score"]  # as if never interrupted
-    assert got["rounds_completed"] == {"local": 3, "federated": 3}
+    assert got["rounds_completed"] == {"local": 2, "federated": 2}

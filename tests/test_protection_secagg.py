@@ -22,6 +22,7 @@ from flwr.common.secure_aggregation.quantization import dequantize, quantize
 from flwr.common.secure_aggregation.secaggplus_utils import pseudo_rand_gen
 
 from fedviz.config import Config
+from fedviz.engines.flower.launcher import marked
 from fedviz.protections import secagg
 from fedviz.protections.base import Task, federate
 from fedviz.protections.secagg import (
@@ -30,7 +31,6 @@ from fedviz.protections.secagg import (
     SecAggParameters,
     SecAggPlus,
     largest_quantization_range,
-    marked,
 )
 
 
@@ -193,28 +193,3 @@ def test_secagg_plus_on_a_loopback_deployment() -> None:
     assert row.extra["replay mismatches"] == 0 and row.extra["dropouts"] == 0
     assert row.trust is not None and "only the sum" in row.trust.readers
     assert row.trust.dropout.startswith("yes after the key-share stage")
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(300)
-def test_an_exception_mid_run_stops_every_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    made: list[secagg.Deployment] = []
-
-    class Watched(secagg.Deployment):
-        def __init__(self, short_waits: bool = True) -> None:
-            super().__init__(short_waits)
-            made.append(self)
-
-    monkeypatch.setattr(secagg, "Deployment", Watched)
-    alive: list[int] = []
-
-    def interrupt(_round: dict[str, object]) -> None:
-        alive.extend(marked(made[0].marker))
-        raise RuntimeError("stop here")
-
-    task = Task.of(Config(hospitals=3, key_length=1024, rounds=3))
-    with pytest.raises(RuntimeError, match="stop here"):
-        secagg.run(task, on_round=interrupt)
-    assert len(alive) >= 4  # the SuperLink and 3 SuperNodes were running when it was raised
-    assert marked(made[0].marker) == []
-    assert not made[0].directory.exists()

@@ -212,7 +212,7 @@ def _main(argv: list[str], out: TextIO, err: TextIO) -> int:
         return runner.execute(folder, run, False, out, err, args.events, args.json, _patience(args))
     run = runner.open_run(folder, args.run)
     config, _ = run.settings()
-    if run.broadcasts() >= config.rounds and (run.path / "summary.json").is_file():
+    if run.finished():
         raise PilotError(f"run {run.id} has finished all {config.rounds} rounds: nothing to resume")
     runner.stop_stale(folder, run)
     return runner.execute(folder, run, True, out, err, args.events, args.json, _patience(args))

@@ -59,6 +59,11 @@ class RunFolder:
     def add_flower_run(self, run_id: int) -> None:
         (self.path / "flower-runs.json").write_text(json.dumps([*self.flower_runs(), run_id]))
 
+    def finished(self) -> bool:
+        """Whether the run ended with every round done (its summary says so)."""
+        path = self.path / "summary.json"
+        return path.is_file() and json.loads(path.read_text()).get("status") == "finished"
+
     def broadcasts(self) -> int:
         path = self.path / "broadcasts.jsonl"
         return sum(1 for line in path.read_text().splitlines() if line.strip()) if path.is_file() else 0

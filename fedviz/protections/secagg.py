@@ -32,36 +32,17 @@ digests the hospitals computed on their own nodes.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from fedviz.engines.flower import short_waits as waits
-from fedviz.engines.flower.launcher import (
-    ROOT,
-    START_TIMEOUT_S,
-    STOP_GRACE_S,
-    TASK_POLL_S,
-    Process,
-    free_port,
-    marked,
-    start_logged,
-)
+from fedviz.engines.flower import launcher
+from fedviz.engines.flower.launcher import START_TIMEOUT_S
 from fedviz.engines.flower.relay import FlowerRunError
 from fedviz.protections.base import Measured, Task, Trust, federate
 
@@ -164,175 +145,30 @@ class SecAggParameters:
         )
 
 
-def _bin(name: str) -> str:
-    path = Path(sys.executable).parent / name
-    if not path.exists():
-        raise FlowerRunError(f"{name} is not installed next to {sys.executable} (Flower 1.42 is needed)")
-    return str(path)
+@dataclass
+class Deployment(launcher.Deployment):
+    """The launcher's loopback deployment with SecAgg+'s app: one SuperNode per hospital (no
+    key holder), a record file the ServerApp writes each round to, a folder for the nodes'
+    notes; stopped (every process, by its marker) like any deployment."""
 
+    server_app: ClassVar[str] = "fedviz.protections.secagg_app:server_app"
+    client_app: ClassVar[str] = "fedviz.protections.secagg_app:client_app"
+    marker_name: ClassVar[str] = MARKER
+    run_settings: dict[str, str | int | float] = field(default_factory=dict)
 
-def _listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), 0.2).close()
-        return True
-    except OSError:
-        return False
-
-
-class Deployment:
-    """A loopback SuperLink and one SuperNode per hospital; `stop` ends every process it
-    started (found by its marker, also those Flower detached) and removes its files."""
-
-    server_app = "fedviz.protections.secagg_app:server_app"
-    client_app = "fedviz.protections.secagg_app:client_app"
-
-    def __init__(self, short_waits: bool = True) -> None:
-        self._tmp = tempfile.mkdtemp(prefix="fedviz-secagg-")
-        self.directory = Path(self._tmp)
-        os.chmod(self.directory, 0o700)
-        for sub in ("home", "logs", "app", "nodes"):
-            (self.directory / sub).mkdir()
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.nodes_dir = self.directory / "nodes"
+        self.nodes_dir.mkdir()
         self.record_file = self.directory / "rounds.jsonl"
         self.record_file.touch()
-        self.nodes_dir = self.directory / "nodes"
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        self.marker = f"{MARKER}={uuid.uuid4().hex}"
-        self.processes: list[Process] = []
-        self.env = dict(os.environ)
-        self.env[MARKER] = self.marker.split("=", 1)[1]
-        self.env.update(
-            PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
-            FLWR_HOME=str(self.directory / "home"),
-            FLWR_TELEMETRY_ENABLED="0",
-            FLWR_DISABLE_UPDATE_CHECK="1",
-            FLWR_SUPEREXEC_TASK_POLL_INTERVAL=str(TASK_POLL_S),
-            PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
-        )
-        self.short_waits = short_waits
-        self.supernode = (
-            waits.install(self.directory / "bin", self.env) if short_waits else _bin("flower-supernode")
-        )
 
-    def __enter__(self) -> Deployment:
-        return self
+    def node_configs(self) -> dict[str, tuple[str, str]]:
+        n = self.config.hospitals
+        return {f"Hospital {i + 1}": ("hospital", f"partition-id={i} num-partitions={n}") for i in range(n)}
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _spawn(self, name: str, role: str, command: list[str]) -> Process:
-        log = self.directory / "logs" / f"{len(self.processes)}.log"
-        process = Process(name, role, start_logged(command, log, self.env, self.directory), log)
-        self.processes.append(process)
-        return process
-
-    def start(self, hospitals: int) -> None:
-        link = self._spawn(
-            "SuperLink",
-            "superlink",
-            [
-                _bin("flower-superlink"),
-                "--insecure",
-                "--disable-runtime-dependency-installation",
-                "--port",
-                str(self.port),
-            ],
-        )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not _listening(self.port):
-            if link.popen.poll() is not None:
-                raise FlowerRunError(f"the SuperLink exited at start: {link.tail()}")
-            if time.monotonic() > deadline:
-                raise FlowerRunError(f"the SuperLink did not listen within {START_TIMEOUT_S:g} s")
-            time.sleep(0.05)
-        for i in range(hospitals):
-            self._spawn(
-                f"Hospital {i + 1}",
-                "hospital",
-                [
-                    self.supernode,
-                    "--insecure",
-                    "--superlink",
-                    self.address,
-                    "--port",
-                    str(free_port()),
-                    "--node-config",
-                    f"partition-id={i} num-partitions={hospitals}",
-                ],
-            )
-        (self.directory / "home" / "config.toml").write_text(
-            f'[superlink]\ndefault = "local"\n\n[superlink.local]\naddress = "{self.address}"\ninsecure = true\n'
-        )
-
-    def submit(self, settings: dict[str, str | int | float]) -> int:
-        config_lines = "\n".join(f"{k} = {json.dumps(v)}" for k, v in settings.items())
-        (self.directory / "app" / "pyproject.toml").write_text(
-            "[build-system]\n"
-            'requires = ["hatchling"]\nbuild-backend = "hatchling.build"\n\n'
-            '[project]\nname = "fedviz-secagg"\nversion = "1.0.0"\ndependencies = []\n\n'
-            '[tool.hatch.build.targets.wheel]\npackages = ["."]\n\n'
-            '[tool.flwr.app]\npublisher = "fedviz"\n\n'
-            "[tool.flwr.app.components]\n"
-            f'serverapp = "{self.server_app}"\n'
-            f'clientapp = "{self.client_app}"\n\n'
-            f"[tool.flwr.app.config]\n{config_lines}\n"
-        )
-        done = subprocess.run(
-            [_bin("flwr"), "run", str(self.directory / "app"), "local", "--format", "json"],
-            capture_output=True,
-            text=True,
-            env=self.env,
-            cwd=self.directory,
-            timeout=START_TIMEOUT_S,
-            stdin=subprocess.DEVNULL,
-        )
-        try:
-            answer = json.loads(done.stdout)
-        except json.JSONDecodeError:
-            answer = {}
-        if not answer.get("success"):
-            detail = (done.stdout + done.stderr).strip().splitlines()
-            raise FlowerRunError(f"Flower refused the run: {' '.join(detail[-3:]) or 'no answer'}")
-        return int(answer["run-id"])
-
-    def status(self, run_id: int) -> str:
-        from fedviz.engines.flower import control
-
-        return control.status(self.address, None, run_id)[0]
-
-    def dead(self) -> Process | None:
-        return next((p for p in self.processes if p.popen.poll() is not None), None)
-
-    def pids(self) -> list[int]:
-        return marked(self.marker)
-
-    def stop(self) -> None:
-        """SIGTERM every process of the deployment, SIGKILL what is left after a grace;
-        afterwards none is alive and the directory is gone."""
-        pids = self.pids()
-        for pid in pids:
-            _signal(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_S
-        while (pids := self.pids()) and time.monotonic() < deadline:
-            self._reap()
-            time.sleep(0.05)
-        for pid in pids:
-            _signal(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 5.0
-        while self.pids() and time.monotonic() < deadline:
-            self._reap()
-            time.sleep(0.05)
-        self._reap()
-        shutil.rmtree(self._tmp, ignore_errors=True)
-
-    def _reap(self) -> None:
-        for p in self.processes:
-            p.popen.poll()
-
-
-def _signal(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, sig)
+    def settings(self) -> dict[str, str | int | float]:
+        return self.run_settings
 
 
 @dataclass
@@ -369,20 +205,19 @@ def run(
     config = task.config
     params = parameters or SecAggParameters.for_hospitals(config.hospitals)
     record = Run(params, time.time())
-    deployment = Deployment(short_waits)
+    deployment = Deployment(config, "star", short_waits)
     record.marker = deployment.marker
     try:
-        deployment.start(config.hospitals)
-        run_id = deployment.submit(
-            {
-                "fedviz-config": json.dumps(config.to_dict()),
-                "secagg": params.to_json(),
-                "dims": int(task.data.dims),
-                "record-file": str(deployment.record_file),
-                "nodes-dir": str(deployment.nodes_dir),
-                "join-timeout-s": JOIN_TIMEOUT_S,
-            }
-        )
+        deployment.start()
+        deployment.run_settings = {
+            "fedviz-config": json.dumps(config.to_dict()),
+            "secagg": params.to_json(),
+            "dims": int(task.data.dims),
+            "record-file": str(deployment.record_file),
+            "nodes-dir": str(deployment.nodes_dir),
+            "join-timeout-s": JOIN_TIMEOUT_S,
+        }
+        run_id = deployment.submit()
         record.submitted = time.time()
         _follow(deployment, run_id, record, config.rounds, on_round)
         for path in sorted(deployment.nodes_dir.glob("*.jsonl")):

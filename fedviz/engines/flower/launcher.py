@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from fedviz.config import Config
 from fedviz.engines.flower import short_waits as waits
@@ -89,7 +90,10 @@ class Process:
 
 @dataclass
 class Deployment:
-    """One loopback deployment; use as a context manager (it always stops what it started)."""
+    """One loopback deployment; use as a context manager (it always stops what it started).
+
+    fedviz's relay and nodes by default; another app (the Compare page's SecAgg+) subclasses it
+    with its own `server_app`, `client_app`, `marker_name` and `node_configs`."""
 
     config: Config
     topology: Topology
@@ -97,6 +101,10 @@ class Deployment:
     """Shorten three of Flower's hard-coded waits (`fedviz.engines.flower.short_waits`)."""
     directory: Path = field(init=False)
     processes: list[Process] = field(default_factory=list)
+    server_app: ClassVar[str] = "fedviz.engines.flower.server_app:app"
+    client_app: ClassVar[str] = "fedviz.engines.flower.client_app:app"
+    marker_name: ClassVar[str] = MARKER
+    """The environment variable every process of such a deployment carries."""
 
     def __post_init__(self) -> None:
         self._tmp = tempfile.mkdtemp(prefix="fedviz-flower-")
@@ -110,9 +118,9 @@ class Deployment:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         """The SuperLink's one HTTP port (Fleet, Control and Runtime APIs, Flower 1.42)."""
-        self.marker = f"{MARKER}={uuid.uuid4().hex}"
+        self.marker = f"{self.marker_name}={uuid.uuid4().hex}"
         self.env = dict(os.environ)
-        self.env[MARKER] = self.marker.split("=", 1)[1]
+        self.env[self.marker_name] = self.marker.split("=", 1)[1]
         self.env.update(
             PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
             FLWR_HOME=str(self.directory / "home"),
@@ -158,14 +166,10 @@ class Deployment:
             if time.monotonic() > deadline:
                 raise FlowerRunError(f"the SuperLink did not listen within {START_TIMEOUT_S:g} s")
             time.sleep(0.05)
-        sites = node_configs(
-            self.directory / "keys", self.config.hospitals, self.config.site_paths, self.config.target or ""
-        )
-        for name, settings in sites.items():
-            node_config = " ".join(f"{k}={json.dumps(v)}" for k, v in settings.items())
+        for name, (role, node_config) in self.node_configs().items():
             self._spawn(
                 name,
-                "key holder" if settings["role"] == "key-holder" else "hospital",
+                role,
                 [
                     self.supernode,
                     "--insecure",
@@ -181,15 +185,32 @@ class Deployment:
             f'[superlink]\ndefault = "local"\n\n[superlink.local]\naddress = "{self.address}"\ninsecure = true\n'
         )
 
-    def submit(self) -> int:
-        """Start the experiment on the deployment; its Flower run id."""
-        settings = {
+    def node_configs(self) -> dict[str, tuple[str, str]]:
+        """{party: (role, its --node-config)}: every party's identity and the roster made here."""
+        sites = node_configs(
+            self.directory / "keys", self.config.hospitals, self.config.site_paths, self.config.target or ""
+        )
+        return {
+            name: (
+                "key holder" if settings["role"] == "key-holder" else "hospital",
+                " ".join(f"{k}={json.dumps(v)}" for k, v in settings.items()),
+            )
+            for name, settings in sites.items()
+        }
+
+    def settings(self) -> dict[str, str | int | float]:
+        """The run config the app is submitted with."""
+        return {
             "fedviz-config": json.dumps(self.config.to_dict()),
             "topology": self.topology,
             "events-file": str(self.events_file),
             "observer-dir": str(self.observer_dir),
             "nodes": self.config.hospitals + 1,
         }
+
+    def submit(self) -> int:
+        """Start the app on the deployment; its Flower run id."""
+        settings = self.settings()
         config_lines = "\n".join(f"{k} = {json.dumps(v)}" for k, v in settings.items())
         (self.directory / "app" / "pyproject.toml").write_text(
             "[build-system]\n"
@@ -198,8 +219,8 @@ class Deployment:
             '[tool.hatch.build.targets.wheel]\npackages = ["."]\n\n'
             '[tool.flwr.app]\npublisher = "fedviz"\n\n'
             "[tool.flwr.app.components]\n"
-            'serverapp = "fedviz.engines.flower.server_app:app"\n'
-            'clientapp = "fedviz.engines.flower.client_app:app"\n\n'
+            f'serverapp = "{self.server_app}"\n'
+            f'clientapp = "{self.client_app}"\n\n'
             f"[tool.flwr.app.config]\n{config_lines}\n"
         )
         done = subprocess.run(
