@@ -35,6 +35,7 @@ def main() -> None:
             st.Page(common.PRIVACY_PAGE, title="Privacy", url_path="privacy"),
             st.Page(common.WALKTHROUGH_PAGE, title="Walkthrough", url_path="walkthrough"),
             st.Page(common.COMPARE_PAGE, title="Compare", url_path="compare"),
+            st.Page(common.RUNS_PAGE, title="Runs", url_path="runs"),
             st.Page(common.GLOSSARY_PAGE, title="Glossary", url_path="glossary"),
         ]
     )

@@ -17,9 +17,9 @@ from pages import controls, session
 from pages.session import RunState
 
 PAGES = Path(__file__).resolve().parent
-TRAINING_PAGE, RING_PAGE, PRIVACY_PAGE, WALKTHROUGH_PAGE, GLOSSARY_PAGE, COMPARE_PAGE = (
+TRAINING_PAGE, RING_PAGE, PRIVACY_PAGE, WALKTHROUGH_PAGE, GLOSSARY_PAGE, COMPARE_PAGE, RUNS_PAGE = (
     str(PAGES / f"{name}.py")
-    for name in ("training", "ring", "privacy", "walkthrough", "glossary", "compare")
+    for name in ("training", "ring", "privacy", "walkthrough", "glossary", "compare", "runs")
 )
 """Absolute page paths, so the app also runs from an entry script elsewhere (tests)."""
 LIVE_EVERY_S = 0.6
@@ -51,8 +51,16 @@ def notices() -> None:
 
 
 def stale_notice() -> None:
-    """Say so when the shown results were made with other settings (they are kept, not erased)."""
+    """Say so when the shown results were made with other settings (they are kept, not erased),
+    and when they are a stored run opened from the Runs page."""
     last = session.last_run()
+    if last is not None and last.opened:
+        named = f" “{last.label}”" if last.label else ""
+        st.info(
+            f"Showing stored run {last.stored_id}{named}, opened from the **Runs** page: nothing was run "
+            "again. Press **Run** (on the Training page) to run it live.",
+            icon=":material/inventory_2:",
+        )
     if last is not None and session.is_stale():
         st.info(
             f"Settings changed since this run. Showing the last run ({describe(last.config)}). "

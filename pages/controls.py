@@ -139,6 +139,39 @@ def adopt(kept: dict[str, Any], pause: float) -> None:
         st.session_state["settings"] = {**DEFAULTS, **kept, **({"pace": paces[0]} if paces else {})}
 
 
+def _text(value: float) -> str:
+    """A number as the sidebar's text box shows it (short, and parsing back to `value`)."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(value)
+
+
+def settings_of(config: Config, engine_label: str = "in-process") -> dict[str, Any] | None:
+    """The sidebar settings that make `config` (a stored run opened from the Runs page), or
+    None when they cannot: its data was a file the store never keeps (an uploaded CSV, a
+    pilot's per-site files)."""
+    if config.dataset not in DATASET_LABELS or config.dataset == "csv":
+        return None
+    dp = config.dp_epsilon is not None
+    kept: dict[str, Any] = {
+        **DEFAULTS,
+        **{name: getattr(config, name) for name in ("key_length", "gradient", "encoding", "obfuscator")},
+        **{name: _text(getattr(config, name)) for name in TEXT_FIELDS},
+        "warm_start": config.warm_start,
+        "shuffle_ring": config.shuffle_ring,
+        "dp": dp,
+        "masks": config.masks == "pairwise",
+        "dataset": config.dataset,
+        "split": config.split,
+        "split_feature": config.split_feature,
+        "split_alpha": _text(config.split_alpha),
+        "model": config.model,
+        "engine": engine_label if engine_label in ENGINES else "in-process",
+    }
+    if dp:
+        kept.update({name: _text(getattr(config, name)) for name in DP_FIELDS})
+    return kept
+
+
 def reset() -> None:
     st.session_state["settings"] = dict(DEFAULTS)
 

@@ -98,9 +98,8 @@ def coalitions(state: RunState) -> None:
         st.info(
             f"By the coalition rules this coalition would read {_names(outcome.unmeasured)}"
             + (" unless this run's masks hide it" if state.config.masks == "pairwise" else "")
-            + ", but this page cannot show it: the run's private key never left the key holder's own "
-            "process on Flower, so the lab holds no key to decrypt with. The table “Separate parties: "
-            "ring or star” below measures such coalitions with real keys.",
+            + ", but this page cannot show it: "
+            + _why_unmeasured(state, r),
             icon=":material/key_off:",
         )
     if not outcome.exposed:
@@ -111,7 +110,12 @@ def coalitions(state: RunState) -> None:
     st.error(
         f"Exposed {when}: **{_names(exact)}**. Recovered exactly from what the coalition holds"
         + (
-            " (the server really decrypts, with this run's private key, the messages its members received)"
+            (
+                " (the server decrypted, with this run's private key while it ran, the messages its members "
+                "received; the run store kept what it read, never the key)"
+                if state.opened
+                else " (the server really decrypts, with this run's private key, the messages its members received)"
+            )
             if decrypted
             else ""
         )
@@ -171,7 +175,7 @@ def coalition_outcome(state: RunState, members: frozenset[int], with_server: boo
     )
     # the server really decrypts, with this run's private key, the messages its members received
     got = remedies.coalition_attempt(
-        obs, list(transcript.hops(r) or []), state.server, state.masks, codec, members, with_server, r
+        obs, list(transcript.hops(r) or []), state.opener, state.masks, codec, members, with_server, r
     )
     scale = float(np.max(np.abs(obs.gradients[r - 1])))
     exposed = frozenset(k for k in got.errors if got.exact(k, scale))
@@ -180,6 +184,43 @@ def coalition_outcome(state: RunState, members: frozenset[int], with_server: boo
     verdict = "masked" if masked else "noisy"
     unmeasured = by_rules - frozenset(got.errors)
     return Outcome(by_rules, exposed, shielded, unmeasured, verdict, got.errors, got.recovered)
+
+
+def _why_unmeasured(state: RunState, r: int) -> str:
+    """Why the lab could not open what a coalition hands the key holder, in words."""
+    if state.opened and state.config.masks == "pairwise":
+        return (
+            "this is a stored run, and what a coalition removes from the masked prefixes depends on mask "
+            "seeds, which never leave the run that made them (run it again to measure it)."
+        )
+    if state.opened and state.openings is not None:
+        kept = state.openings.rounds
+        return (
+            f"this is a stored run, and it kept what the key holder read for rounds {_rounds(kept)} only "
+            "(the private key is never stored). Choose one of those rounds."
+        )
+    if state.opened:
+        return (
+            "this is a stored run, and the private key is never stored: what its key holder read was not "
+            "kept for it (a run of the command line, or of Flower). Run it here to measure it."
+        )
+    return (
+        "the run's private key never left the key holder's own process on Flower, so the lab holds no key "
+        "to decrypt with. The table “Separate parties: ring or star” below measures such coalitions with "
+        "real keys."
+    )
+
+
+def _rounds(rounds: list[int]) -> str:
+    """[1, 2, 3, 7] -> "1–3 and 7"."""
+    spans: list[list[int]] = []
+    for r in rounds:
+        if spans and r == spans[-1][1] + 1:
+            spans[-1][1] = r
+        else:
+            spans.append([r, r])
+    parts = [f"{a}" if a == b else f"{a}–{b}" for a, b in spans]
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 def _presets(n: int) -> dict[str, list[str]]:

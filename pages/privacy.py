@@ -141,6 +141,8 @@ st.divider()
 lab.topologies()
 st.divider()
 finished = state.record.finished
-remedies.section(config, sum(finished.federated_mse) / len(finished.federated_mse) if finished else None)
+remedies.section(
+    config, sum(finished.federated_mse) / len(finished.federated_mse) if finished else None, state
+)
 st.divider()
 lab.summary()

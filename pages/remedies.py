@@ -7,6 +7,7 @@ this session's state only (never a shared cache)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 
@@ -20,6 +21,8 @@ from fedviz.privacy import dp, remedies, utility
 from fedviz.privacy.table import measured_table
 from fedviz.report.charts import REFERENCE, colour
 from fedviz.report.estimate import human_duration
+from fedviz.store import RunStore, StoreError
+from pages.session import RunState
 
 MAX_ROUNDS = 50
 """The measured runs take at most this many federated rounds (a lab click stays short)."""
@@ -53,9 +56,11 @@ def _measure(config: Config) -> Lab:
     return Lab(base, variants, shuffled, curve, time.perf_counter() - start)
 
 
-def section(config: Config, run_mean: float | None = None) -> None:
+def section(config: Config, run_mean: float | None = None, state: RunState | None = None) -> None:
     """`run_mean`: the session's run's mean final federated score, set beside the measured
-    runs' when they started differently (they always start from zero)."""
+    runs' when they started differently (they always start from zero). `state`: the run on
+    show; a stored run shows the table measured for it, and a table measured here is kept
+    with the run in the store."""
     st.subheader("Remedies, measured: what each one stops, and what it costs")
     st.markdown(
         "- **Pairwise masks**: every pair of hospitals agrees a secret seed (X25519 key agreement) and each "
@@ -75,7 +80,14 @@ def section(config: Config, run_mean: float | None = None) -> None:
         rounds = f"{wanted.rounds} rounds" + (
             f" (of {config.rounds})" if wanted.rounds < config.rounds else ""
         )
-        if lab is not None:
+        stored = state.remedies if state is not None and state.config == config else None
+        if stored:
+            st.markdown("##### Threats × remedies, as measured for this stored run")
+            st.table(pd.DataFrame(list(stored)), hide_index=True)
+            st.caption(
+                "Kept with the run in the run store; measure again for the masks, DP and shuffle details."
+            )
+        elif lab is not None:
             st.caption("The measurement below was made with other settings; measure again to match them.")
         if st.button(
             f"Measure the remedies ({wanted.hospitals} hospitals, {wanted.key_length}-bit keys, {rounds}: five "
@@ -87,7 +99,8 @@ def section(config: Config, run_mean: float | None = None) -> None:
             st.session_state[KEY] = lab
         if lab is None:
             return
-    _table(lab, run_mean)
+    rows = _table(lab, run_mean)
+    _keep(state, config, rows)
     _masks(lab)
     _dp(lab)
     _shuffle(lab)
@@ -98,7 +111,21 @@ def section(config: Config, run_mean: float | None = None) -> None:
     )
 
 
-def _table(lab: Lab, run_mean: float | None) -> None:
+def _keep(state: RunState | None, config: Config, rows: list[dict[str, str]]) -> None:
+    """Keep the table with the stored run it was measured for (once; a store that cannot be
+    written only costs the table its place there)."""
+    if state is None or state.stored_id is None or state.config != config:
+        return
+    done: set[str] = st.session_state.setdefault("remedies-kept", set())
+    if state.stored_id in done:
+        return
+    done.add(state.stored_id)
+    with contextlib.suppress(StoreError):
+        RunStore().set_remedies(state.stored_id, rows)
+        state.remedies = tuple(rows)
+
+
+def _table(lab: Lab, run_mean: float | None) -> list[dict[str, str]]:
     rows = measured_table(lab.variants, run_mean, lab.config.warm_start)
     st.markdown("##### Threats × remedies on this run")
     st.table(pd.DataFrame(rows), hide_index=True)
@@ -108,6 +135,7 @@ def _table(lab: Lab, run_mean: float | None) -> None:
         "noise, so against its true gradient they are off by about the noise. Each DP run draws fresh noise, "
         "so its MSE varies run to run; the utility curve below shows the spread."
     )
+    return rows
 
 
 def _masks(lab: Lab) -> None:

@@ -31,11 +31,14 @@ from fedviz.config import Config
 from fedviz.engines.background import Engine, Job
 from fedviz.events import Event
 from fedviz.privacy.attacks import Observations
+from fedviz.privacy.openings import KeptOpenings, KeyHolder, Opener
 from fedviz.protocol import Server
 from fedviz.protocol.masks import PairwiseMasks
 from fedviz.report.estimate import Calibration, human_duration
 from fedviz.report.summary import RunRecord
 from fedviz.report.transcript import Transcript
+from fedviz.store import RunStore, StoredRun
+from fedviz.store.keeping import Keeper
 
 T = TypeVar("T")
 Purpose = Literal["main", "two"]
@@ -57,11 +60,46 @@ class RunState:
     paused_s: float = 0.0
     """Of `seconds`, the pauses a paced run took for its audience."""
     first_point_s: float | None = None
+    stored_id: str | None = None
+    """The run's id in the run store (None: not stored)."""
+    openings: KeptOpenings | None = None
+    """A stored run's: what its key holder opened when it ran (it has no `server`)."""
+    label: str = ""
+    """A stored run's label."""
+    opened: bool = False
+    """Opened from the run store (not run in this session)."""
+    remedies: tuple[dict[str, str], ...] | None = None
+    """A stored run's remedies table, when it was measured for it."""
 
     def add(self, event: Event) -> None:
         self.record.add(event)
         self.transcript.add(event)
         self.observations.add(event)
+
+    @property
+    def opener(self) -> Opener | None:
+        """Who opens the hops a coalition hands the key holder: the live key holder, else
+        what a stored run kept, else nobody (a Flower run: the key is on its holder's node)."""
+        return KeyHolder(self.server) if self.server is not None else self.openings
+
+    @classmethod
+    def of_stored(cls, run: StoredRun) -> RunState:
+        """A stored run as the pages read it (no key holder: its hops' openings instead)."""
+        folded = run.fold()
+        return cls(
+            run.config,
+            folded.record,
+            folded.transcript,
+            folded.observations,
+            seconds=run.info.timing.seconds,
+            paused_s=run.info.timing.paused_s,
+            first_point_s=run.info.timing.first_point_s,
+            stored_id=run.id,
+            openings=run.openings,
+            label=run.info.label,
+            opened=True,
+            remedies=run.remedies,
+        )
 
     def __repr__(self) -> str:  # never render the server's internals
         return f"RunState({self.config})"
@@ -80,6 +118,8 @@ class JobSlot:
     """The run's address in the URL (`?run=`): a reloaded page finds it again by this."""
     settings: dict[str, Any] = field(default_factory=dict)
     """The sidebar's settings the run was started with, for the page that reattaches."""
+    keeper: Keeper | None = None
+    """Stores the run when it ends (main runs only)."""
 
     def __repr__(self) -> str:
         return f"JobSlot({self.purpose}, {self.job!r})"
@@ -147,12 +187,15 @@ def start(
     cancel("a new run was started")
     collect()  # one that ended unseen still gets its results taken in
     state = RunState(config)
-    job = Job(config, [state.add], pause=pause, engine=engine[0], topology=engine[1])
+    keeper = Keeper(RunStore()) if purpose == "main" else None
+    consumers = [state.add] if keeper is None else [state.add, keeper.add]
+    on_end = keeper.job_ended if keeper is not None else None
+    job = Job(config, consumers, pause=pause, engine=engine[0], topology=engine[1], on_end=on_end)
     token = st.session_state.setdefault("_token", _SessionToken())
     job.cancel_with(token)
     run_id = secrets.token_urlsafe(12)
     kept = dict(st.session_state.get("settings", {}))
-    current = JobSlot(job.start(), state, purpose, forecast_s, run_id, kept)
+    current = JobSlot(job.start(), state, purpose, forecast_s, run_id, kept, keeper)
     st.session_state["job"] = current
     _watch(current)
     st.query_params["run"] = run_id
@@ -185,6 +228,10 @@ def collect() -> None:
     _forget(current)
     job, state = current.job, current.state
     kept = " The previous results are kept." if last_run() is not None else ""
+    if current.keeper is not None:
+        state.stored_id = current.keeper.run_id
+        if current.keeper.problem is not None:
+            notify("warning", f"This run was not saved to the Runs page: {current.keeper.problem}.")
     if job.status == "finished":
         calibration(job.engine).record(current.forecast_s, job.elapsed - job.paused_s)
         state.server = job.server

@@ -81,3 +81,18 @@ def fresh_forecasts() -> Iterator[None]:
     session = sys.modules.get("pages.session")
     if session is not None:
         session._calibrations.clear()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def own_run_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The dashboard keeps every run it ends: the suite's go to a folder of its own (and the
+    servers the browser tests start inherit it), never the user's data folder."""
+    import os
+
+    previous = os.environ.get("FEDVIZ_HOME")
+    os.environ["FEDVIZ_HOME"] = str(tmp_path_factory.mktemp("fedviz-home"))
+    yield
+    if previous is None:
+        os.environ.pop("FEDVIZ_HOME", None)
+    else:
+        os.environ["FEDVIZ_HOME"] = previous

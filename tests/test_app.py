@@ -465,6 +465,12 @@ def test_the_remedies_section_measures_every_cell(app: AppTest) -> None:
     shuffled = list(shuffle["rounds exposed, shuffled ring"])
     assert shuffled[0] == shuffled[1] < 12
     assert any("Utility curve" in str(c.proto.spec) for c in app.get("plotly_chart"))
+    # the table is kept with the stored run, and a stored run opened later shows it as measured
+    from fedviz.store import RunStore
+
+    stored = RunStore().load(app.session_state["last_run"].stored_id)
+    assert stored.remedies is not None
+    assert [r["none"] for r in stored.remedies] == list(threats["none"])
 
 
 def test_breast_cancer_switches_to_logistic_and_reports_accuracy(app: AppTest) -> None:

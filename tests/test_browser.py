@@ -494,9 +494,17 @@ def test_a_reload_reattaches_and_a_closed_page_stops_its_run(browser: Browser, s
     assert workers, "the reattached run should still have busy worker processes"
     no_exception(visitor)
     visitor.context.close()  # the tab is gone
+    closed = time.monotonic()
     assert wait_until(lambda: not [pid for pid in workers if alive(pid)], 10), (
         "a closed page's run kept running"
     )
+    # and it is kept as stopped, within seconds of the tab closing
+    from fedviz.store import RunStore
+
+    assert wait_until(
+        lambda: any(r.status == "interrupted" and r.config.hospitals == 78 for r in RunStore().list()),
+        max(0.5, 10 - (time.monotonic() - closed)),
+    ), "the closed page's run was not stored as stopped within 10 s"
 
 
 def clipped(page: Page, scrolling: bool = False) -> list[str]:

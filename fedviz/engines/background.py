@@ -24,6 +24,7 @@ Invariants:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import threading
 import time
 import weakref
@@ -182,8 +183,13 @@ class Job:
         use_pool: bool | None = None,
         engine: Engine = "inprocess",
         topology: str = "ring",
+        on_end: Callable[[Job], None] | None = None,
     ) -> None:
+        """`on_end(job)` is called in the job's thread once the run has ended (finished,
+        failed or cancelled; the key holder still there) and before `done` turns true: to
+        keep what the run made. What it raises is ignored (the run's outcome stands)."""
         self.config = config
+        self._on_end = on_end
         self.engine, self.topology = engine, topology
         self.pause = pause
         self.lock = threading.Lock()
@@ -323,6 +329,9 @@ class Job:
             self._ended = time.perf_counter()
             if self._finalizer is not None:
                 self._finalizer.detach()
+            if self._on_end is not None:
+                with contextlib.suppress(Exception):
+                    self._on_end(self)
             self._done.set()
 
     def _consume(self, event: Event) -> None:

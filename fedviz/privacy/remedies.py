@@ -25,6 +25,7 @@ from fedviz.data import prepared
 from fedviz.engines.inprocess import agreed_codec, run
 from fedviz.events import KeysGenerated, MasksAgreed, PrivacyBudget, RingHop, RunFinished, RunStarted
 from fedviz.privacy import attacks
+from fedviz.privacy.openings import KeyHolder, Opener
 from fedviz.protocol import Server
 from fedviz.protocol.masks import PairwiseMasks
 
@@ -149,15 +150,16 @@ def known_masks(
 
 def attempt(v: Variant, members: frozenset[int], with_server: bool, round_: int = 1) -> Attempt:
     """Run the coalition's recovery code on round `round_` of the variant's run."""
+    opener = KeyHolder(v.server) if v.server is not None else None
     return coalition_attempt(
-        v.observations, v.hops.get(round_, []), v.server, v.masks, v.codec, members, with_server, round_
+        v.observations, v.hops.get(round_, []), opener, v.masks, v.codec, members, with_server, round_
     )
 
 
 def coalition_attempt(
     obs: attacks.Observations,
     hops: list[RingHop],
-    server: Server | None,
+    opener: Opener | None,
     masks: list[PairwiseMasks] | None,
     codec: Codec | None,
     members: frozenset[int],
@@ -165,8 +167,9 @@ def coalition_attempt(
     round_: int,
 ) -> Attempt:
     """What a coalition (hospital numbers `members`, with or without the key holder) computes
-    in round `round_` from what it holds: the key holder decrypts the hops its members
-    received (`hops`: that round's ring messages, in order), the members subtract the pair
+    in round `round_` from what it holds: the key holder (`opener`: live, or what it opened
+    when a stored run ran) decrypts the hops its members received (`hops`: that round's ring
+    messages, in order; a hop it cannot open is left out), the members subtract the pair
     masks they hold (`masks`: every hospital's seeds, of which only the members' are used)
     and add or subtract their own contributions."""
     n = obs.hospitals
@@ -177,13 +180,15 @@ def coalition_attempt(
     sent = obs.sent[round_ - 1]
     own = {position[h]: sent[h - 1] for h in members}
     prefixes: dict[int, np.ndarray] = {}
-    if with_server and server is not None and codec is not None and hops:
-        modulus = server.public.n
+    if with_server and opener is not None and codec is not None and hops:
+        modulus = opener.modulus
         coalition0 = frozenset(h - 1 for h in members)
         for j in members_pos:
             if j < 2:
                 continue
-            plain = attacks.open_hop(server, hops[j - 2])  # the member at j received P_{j-1}
+            plain = opener.open_hop(hops[j - 2])  # the member at j received P_{j-1}
+            if plain is None:
+                continue
             inside = [at[p] - 1 for p in range(1, j)]
             if masks is not None:
                 known = known_masks(masks, coalition0, inside, round_, len(plain), modulus)

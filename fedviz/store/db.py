@@ -51,6 +51,10 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX runs_by_created ON runs (created);
     """,
+    # 1 -> 2: what the key holder opened from the kept hops (the privacy lab's input; no key).
+    """
+    ALTER TABLE runs ADD COLUMN openings BLOB;
+    """,
 )
 """`MIGRATIONS[i]` takes the schema from version i to i + 1 (SQL statements, no data loss)."""
 SCHEMA_VERSION = len(MIGRATIONS)

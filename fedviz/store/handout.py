@@ -129,7 +129,7 @@ def _status(run: StoredRun, folded: Folded) -> str:
 
 def settings_table(run: StoredRun) -> str:
     values = run.config.to_dict()
-    rows = [(label(name), _setting(value)) for name, value in values.items() if value not in (None, ())]
+    rows = [(label(name), setting_text(value)) for name, value in values.items() if value not in (None, ())]
     out = _table(("Setting", "Value"), rows)
     for source in run.info.sources:
         size = f"{source.bytes:,} bytes" if source.bytes is not None else "size unknown"
@@ -142,7 +142,7 @@ def settings_table(run: StoredRun) -> str:
     return out
 
 
-def _setting(value: object) -> str:
+def setting_text(value: object) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):

@@ -3,7 +3,9 @@
 A run is stored as what a `Recorder` keeps of its event stream (the JSON lines of
 `fedviz.eventlog.to_line`, zlib-compressed, with their SHA-256) plus columns for listing:
 id, created, status, label, pinned, error, the config, the user's files (name, size,
-hash), `RunRecord.summary()`, timings, and the remedies lab's table when one was measured.
+hash), `RunRecord.summary()`, timings, the remedies lab's table when one was measured, and
+what the key holder opened from the kept hops (`KeptOpenings`: the lab's coalitions redraw
+without the key).
 Redrawing a stored run is folding its events through `RunRecord`, `Transcript` and
 `Observations`, exactly as a live session does (`StoredRun.fold`).
 
@@ -37,6 +39,7 @@ from fedviz.config import Config
 from fedviz.eventlog import EventLogError, from_line, to_line
 from fedviz.events import Event, RingHop
 from fedviz.privacy.attacks import Observations
+from fedviz.privacy.openings import KeptOpenings
 from fedviz.report.summary import RunRecord, json_safe
 from fedviz.report.transcript import DEFAULT_BUDGET_BYTES, Transcript
 from fedviz.store import db
@@ -140,6 +143,8 @@ class StoredRun:
     events: tuple[Event, ...]
     remedies: tuple[dict[str, str], ...] | None = None
     """The remedies lab's table, as the Privacy page shows it, when it was measured."""
+    openings: KeptOpenings | None = None
+    """What the key holder opened from the kept hops when the run ran (None: not kept)."""
 
     @property
     def id(self) -> str:
@@ -195,6 +200,7 @@ class RunStore:
         label: str = "",
         timing: Timing | None = None,
         remedies: Sequence[Mapping[str, str]] | None = None,
+        openings: KeptOpenings | None = None,
     ) -> str:
         """Store an ended run and return its id. `events`: a `Recorder` that watched the run,
         or the events themselves (a `Recorder` then picks what is kept). `status` says how it
@@ -237,6 +243,7 @@ class RunStore:
             _dumps({**asdict(timing or Timing()), **meta}),
             _dumps([dict(r) for r in remedies]) if remedies is not None else None,
             packed,
+            openings.to_bytes() if openings is not None else None,
         )
         for _ in range(8):
             now = datetime.now(UTC)
@@ -245,7 +252,7 @@ class RunStore:
                 with db.opened(self.path) as connection, db.write(connection, self.path):
                     connection.execute(
                         "INSERT INTO runs (id, created, status, label, error, config, source, summary, meta, "
-                        "remedies, events) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "remedies, events, openings) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (run_id, now.isoformat(timespec="microseconds"), *row),
                     )
                 return run_id
@@ -332,9 +339,9 @@ class RunStore:
     def _read(self, run_id: str, events: bool) -> StoredRun:
         try:
             with db.opened(self.path, create=False) as connection:
+                wanted = "events, openings" if events else "NULL, NULL"
                 row = connection.execute(
-                    f"SELECT {_LISTED}, remedies, {'events' if events else 'NULL'} FROM runs WHERE id = ?",
-                    (run_id,),
+                    f"SELECT {_LISTED}, remedies, {wanted} FROM runs WHERE id = ?", (run_id,)
                 ).fetchone()
                 if row is None:
                     raise self._unknown(connection, run_id)
@@ -342,9 +349,19 @@ class RunStore:
             raise self._unknown(None, run_id) from None
         except sqlite3.Error as exc:
             raise db.failure(self.path, exc) from None
-        info = self._info(row[:-2])
-        remedies = tuple(json.loads(row[-2])) if row[-2] is not None else None
-        return StoredRun(info, self._events(info, row[-1]) if events else (), remedies)
+        info = self._info(row[:-3])
+        remedies = tuple(json.loads(row[-3])) if row[-3] is not None else None
+        if not events:
+            return StoredRun(info, (), remedies)
+        return StoredRun(info, self._events(info, row[-2]), remedies, self._openings(info, row[-1]))
+
+    def _openings(self, info: RunInfo, blob: bytes | None) -> KeptOpenings | None:
+        if blob is None:
+            return None
+        try:
+            return KeptOpenings.from_bytes(blob)
+        except (zlib.error, ValueError, KeyError, UnicodeDecodeError) as exc:
+            raise self._damaged(info.id, exc) from None
 
     def _events(self, info: RunInfo, packed: bytes) -> tuple[Event, ...]:
         try:
@@ -353,10 +370,7 @@ class RunStore:
                 raise ValueError("its events do not match their checksum")
             return tuple(from_line(line) for line in blob.decode("utf-8").splitlines())
         except (zlib.error, ValueError, EventLogError, UnicodeDecodeError) as exc:
-            raise StoreError(
-                f"run {info.id} in {self.path} is damaged ({' '.join(str(exc).split())}); "
-                f"delete it with `python -m fedviz runs delete {info.id}`"
-            ) from None
+            raise self._damaged(info.id, exc) from None
 
     def _info(self, row: Sequence[Any]) -> RunInfo:
         run_id, created, status, label, pinned, error, config, source, summary, meta, remedies = row
@@ -378,10 +392,13 @@ class RunStore:
                 has_remedies=bool(remedies),
             )
         except (ValueError, TypeError, KeyError) as exc:  # ConfigError is a ValueError
-            raise StoreError(
-                f"run {run_id} in {self.path} is damaged ({' '.join(str(exc).split())}); "
-                f"delete it with `python -m fedviz runs delete {run_id}`"
-            ) from None
+            raise self._damaged(run_id, exc) from None
+
+    def _damaged(self, run_id: str, exc: BaseException) -> StoreError:
+        return StoreError(
+            f"run {run_id} in {self.path} is damaged ({' '.join(str(exc).split())}); "
+            f"delete it with `python -m fedviz runs delete {run_id}`"
+        )
 
     def _unknown(self, connection: sqlite3.Connection | None, run_id: str) -> UnknownRun:
         newest = (

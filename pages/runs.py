@@ -1,0 +1,335 @@
+"""Runs page: the runs kept in the run store (every run this dashboard ends, and the CLI's
+with --save). Open one into every page, label and pin it, hand it out as one HTML file,
+delete it, or put two side by side. Drawing only: every figure comes from `fedviz.store`
+and the functions the other pages use.
+
+A store that cannot be read (damaged, from a newer fedviz, an unwritable folder) is said in
+one sentence here; every other page keeps working without it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from fedviz.config import label
+from fedviz.protections.rules import ring_readers
+from fedviz.report.charts import colour
+from fedviz.report.estimate import human_duration
+from fedviz.report.text import describe
+from fedviz.store import RunInfo, RunStore, StoredRun, StoreError
+from fedviz.store.handout import handout, setting_text
+from pages import common, controls, session
+
+STATUS_WORDS = {"finished": "finished", "failed": "failed", "interrupted": "stopped"}
+LABEL_MAX = 80
+ENGINE_LABELS = {"in-process": "in-process", "flower (ring)": "Flower ring", "flower (star)": "Flower star"}
+PICK_KEY = "runs-picked"
+
+
+def _score(value: float | None, metric: str) -> str:
+    if value is None or not math.isfinite(value):
+        return "–"
+    return f"{value:.{4 if metric != 'MSE' else 2}f}"
+
+
+def _engine(info: RunInfo) -> str:
+    return ENGINE_LABELS.get(str(info.summary.get("engine")), str(info.summary.get("engine", "in-process")))
+
+
+def _data(info: RunInfo) -> str:
+    if info.sources:
+        return ", ".join(s.name for s in info.sources)
+    return controls.DATASET_LABELS.get(info.config.dataset, info.config.dataset)
+
+
+def _rounds(info: RunInfo) -> str:
+    done = (info.summary.get("rounds_completed") or {}).get("federated", 0)
+    return f"{done} of {info.config.rounds}" if done != info.config.rounds else str(done)
+
+
+def _name(info: RunInfo) -> str:
+    """How a run is named in pickers: its label (or its settings) and when it was saved."""
+    what = info.label or describe(info.config)
+    return f"{'📌 ' if info.pinned else ''}{what} · {info.created:%Y-%m-%d %H:%M} UTC · {info.id}"
+
+
+def _listing(runs: list[RunInfo]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "": "📌" if r.pinned else "",
+                "Label": r.label,
+                "Saved (UTC)": f"{r.created:%Y-%m-%d %H:%M:%S}",
+                "Status": STATUS_WORDS[r.status],
+                "Engine": _engine(r),
+                "Hospitals": r.config.hospitals,
+                "Key bits": r.config.key_length,
+                "Rounds": _rounds(r),
+                "Data": _data(r),
+                f"Local {r.metric}": _score(r.mean_local, r.metric),
+                f"Federated {r.metric}": _score(r.mean_federated, r.metric),
+                "Time": human_duration(r.timing.seconds) if r.timing.seconds else "–",
+                "Id": r.id,
+            }
+            for r in runs
+        ]
+    )
+
+
+# --------------------------------------------------------------------------- one run
+
+
+def _open(run: StoredRun) -> None:
+    """Show the stored run on every page (and its settings in the sidebar, when it can)."""
+    st.session_state["last_run"] = session.RunState.of_stored(run)
+    kept = controls.settings_of(run.config, _engine(run.info))
+    if kept is not None:
+        controls.adopt(kept, controls.pace_seconds())
+    else:
+        session.notify(
+            "info",
+            "This run's data was your own file, which the run store never keeps: the sidebar keeps its "
+            "current settings, and the pages show the stored run.",
+        )
+
+
+def _one(store: RunStore, info: RunInfo) -> None:
+    st.markdown(
+        f"**{describe(info.config)}** · {STATUS_WORDS[info.status]}"
+        + (f": {info.error}" if info.error else "")
+    )
+    if info.status == "interrupted":
+        st.caption("A stopped run is kept with the rounds it finished; its pages show those.")
+    opened = session.last_run()
+    showing = opened is not None and opened.stored_id == info.id
+    left, middle, right = st.columns(3)
+    if left.button(
+        "Showing on every page" if showing else "Open in every page",
+        icon=":material/open_in_browser:",
+        type="primary",
+        disabled=showing,
+        key="runs-open",
+        help="Training, Ring inspector, Privacy and Walkthrough then draw this run, as when it ran. Nothing "
+        "is run again.",
+    ):
+        try:
+            run = store.load(info.id)
+        except StoreError as exc:
+            st.error(str(exc), icon=":material/error:")
+        else:
+            _open(run)
+            st.switch_page(common.TRAINING_PAGE)
+    middle.download_button(
+        "Download the handout (HTML)",
+        data=lambda: handout(store.load(info.id)),
+        file_name=f"fedviz-run-{info.id}.html",
+        mime="text/html",
+        icon=":material/download:",
+        on_click="ignore",
+        key="runs-handout",
+        help="One file that opens offline: settings, headline, charts, who sees what, the remedies measured "
+        "and one round's walkthrough, in the pages' words.",
+    )
+    if right.button("Unpin" if info.pinned else "Pin", icon=":material/push_pin:", key="runs-pin"):
+        _change(lambda: store.set_pinned(info.id, not info.pinned))
+    field, save = st.columns([4, 1], vertical_alignment="bottom")
+    text = field.text_input(
+        "Label",
+        value=info.label,
+        max_chars=LABEL_MAX,
+        key=f"runs-label-{info.id}",
+        placeholder="e.g. for the board: 78 hospitals at 4096 bits",
+    )
+    cleaned = " ".join(text.split())
+    if save.button("Save the label", key="runs-label-save", disabled=cleaned == info.label, width="stretch"):
+        _change(lambda: store.set_label(info.id, cleaned))
+    with st.popover("Delete this run", icon=":material/delete:"):
+        st.markdown(f"Run {info.id} and its handout data go for good.")
+        if st.button("Delete it", type="primary", key="runs-delete"):
+            _change(lambda: store.delete(info.id))
+
+
+def _change(act: Any) -> None:
+    """Do a change to the store, then redraw; a failure is said in one sentence on the redraw
+    (a deleted run drops out of the picker by itself)."""
+    try:
+        act()
+    except StoreError as exc:
+        st.session_state["runs-problem"] = str(exc)
+    st.rerun()
+
+
+# --------------------------------------------------------------------------- two runs
+
+
+def _differing_rows(a: RunInfo, b: RunInfo) -> pd.DataFrame:
+    da, db = a.config.to_dict(), b.config.to_dict()
+    rows = [
+        {"Setting": "Engine", "A": _engine(a), "B": _engine(b)},
+        {"Setting": "Data", "A": _data(a), "B": _data(b)},
+    ]
+    for name in da:
+        if name in ("data_path", "site_paths") or (da[name] in (None, ()) and db[name] in (None, ())):
+            continue
+        rows.append({"Setting": label(name), "A": setting_text(da[name]), "B": setting_text(db[name])})
+    return pd.DataFrame(rows)
+
+
+def _mark_differences(frame: pd.DataFrame) -> Any:
+    def paint(row: pd.Series) -> list[str]:
+        differs = row["A"] != row["B"]
+        return ["background-color: rgba(255, 196, 0, 0.28); font-weight: 600" if differs else ""] * len(row)
+
+    return frame.style.apply(paint, axis=1)
+
+
+def _figures(run: StoredRun) -> dict[str, str]:
+    """One column of the cost and privacy figures."""
+    folded = run.fold()
+    record, config, info = folded.record, run.config, run.info
+    summary = info.summary
+    federated_rounds = len(record.federated)
+    per_round = summary.get("bytes_per_round")
+    encoding = summary.get("encoding") or {}
+    dp = summary.get("dp")
+    seconds = info.timing.seconds - info.timing.paused_s
+    return {
+        "Status": STATUS_WORDS[info.status],
+        f"Local {info.metric} (mean)": _score(info.mean_local, info.metric),
+        f"Federated {info.metric} (mean)": _score(info.mean_federated, info.metric),
+        "Federated rounds done": f"{federated_rounds} of {config.rounds}",
+        "Run time (pauses left out)": human_duration(seconds) if seconds > 0 else "–",
+        "Time per federated round": human_duration(seconds / federated_rounds)
+        if seconds > 0 and federated_rounds
+        else "–",
+        "Bytes on the ring per round": f"{per_round:,}" if isinstance(per_round, int) else "–",
+        "Ciphertexts per message": str(encoding.get("ciphertexts_per_message", "–")),
+        "Key length": f"{config.key_length} bits",
+        "Who reads hospital 1's gradient": ring_readers(config.hospitals, masked=config.masks == "pairwise"),
+        "Differential privacy": f"ε = {dp['epsilon']:g}, δ = {dp['delta']:g} over the run" if dp else "off",
+        "Pairwise masks": "on" if config.masks == "pairwise" else "off",
+    }
+
+
+def _curves(runs: list[StoredRun]) -> go.Figure:
+    fig = go.Figure()
+    metric = runs[0].info.metric
+    for i, (run, name) in enumerate(zip(runs, ("A", "B"), strict=True)):
+        record = run.fold().record
+        means = [sum(r) / len(r) for r in record.federated]
+        fig.add_trace(
+            go.Scatter(
+                x=list(range(1, len(means) + 1)),
+                y=means,
+                name=f"{name}: federated (mean of {run.config.hospitals})",
+                line={"color": colour(i), "width": 3},
+            )
+        )
+        if run.info.mean_local is not None and record.local:
+            fig.add_trace(
+                go.Scatter(
+                    x=[1, max(len(means), 1)],
+                    y=[run.info.mean_local] * 2,
+                    name=f"{name}: local alone (mean, end)",
+                    line={"color": colour(i), "dash": "dot", "width": 2},
+                    mode="lines",
+                )
+            )
+    fig.update_layout(
+        title=f"Test {metric} per federated round: both runs",
+        xaxis_title="federated round",
+        yaxis_title=f"test {metric}",
+        height=420,
+        margin={"t": 60, "b": 50, "l": 60, "r": 20},
+        legend={"orientation": "h", "y": -0.25},
+        font={"size": 15},
+    )
+    return fig
+
+
+def _two(store: RunStore, a: RunInfo, b: RunInfo) -> None:
+    try:
+        runs = [store.load(a.id), store.load(b.id)]
+    except StoreError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return
+    st.subheader("Two runs side by side")
+    st.markdown(f"**A**: {_name(a)}  \n**B**: {_name(b)}")
+    settings = _differing_rows(a, b)
+    differ = int((settings["A"] != settings["B"]).sum())
+    st.markdown(
+        f"##### Settings: {differ} differ" + (" (highlighted)" if differ else " (the same run, twice)")
+    )
+    st.dataframe(_mark_differences(settings), hide_index=True, width="stretch")
+    if a.metric != b.metric:
+        st.warning(
+            f"A scores {a.metric} and B {b.metric}: their curves cannot share an axis, so only the figures are "
+            "compared.",
+            icon=":material/warning:",
+        )
+    else:
+        st.plotly_chart(_curves(runs), width="stretch", key="runs-curves")
+    st.markdown("##### Cost and privacy")
+    fa, fb = _figures(runs[0]), _figures(runs[1])
+    figures = pd.DataFrame({"": list(fa), "A": list(fa.values()), "B": list(fb.values())})
+    st.dataframe(_mark_differences(figures.rename(columns={"": "Figure"})), hide_index=True, width="stretch")
+
+
+# --------------------------------------------------------------------------- the page
+
+
+def page() -> None:
+    st.title("Runs")
+    store = RunStore()
+    st.markdown(
+        "Every run this dashboard ends is kept here, finished, stopped or failed (and command-line runs with "
+        "`--save`). Open one into every page without running it again, label and pin the ones worth "
+        "showing, put two side by side, or download a one-file handout for after the meeting. Kept: "
+        "settings, scores, the ring's ciphertexts (within the transcript's budget) and what the privacy "
+        "lab needs. Never kept: a private key, mask seeds, or the rows of your own data file (only its "
+        "name, size and SHA-256)."
+    )
+    st.caption(f"Stored in {store.path} (set FEDVIZ_HOME to keep them elsewhere).")
+    problem = st.session_state.pop("runs-problem", None)
+    if problem:
+        st.error(problem, icon=":material/error:")
+    try:
+        runs = store.list()
+    except StoreError as exc:
+        st.error(
+            f"The run store cannot be used: {exc}. Every other page works as before; runs are not kept until "
+            "this is fixed.",
+            icon=":material/database_off:",
+        )
+        return
+    if not runs:
+        st.info(
+            "No runs are stored yet. Press **Run** on the Training page: each run is kept here when it ends.",
+            icon=":material/inventory_2:",
+        )
+        return
+    runs.sort(key=lambda r: not r.pinned)  # pinned first, each part newest first
+    by_id = {r.id: r for r in runs}
+    st.dataframe(_listing(runs), hide_index=True, width="stretch", key="runs-table")
+    kept = [i for i in st.session_state.get(PICK_KEY, []) if i in by_id]
+    st.session_state[PICK_KEY] = kept
+    picked = st.multiselect(
+        "Pick one run to open, label, pin, hand out or delete; two to compare them",
+        list(by_id),
+        format_func=lambda i: _name(by_id[i]),
+        max_selections=2,
+        key=PICK_KEY,
+        placeholder="Choose a run",
+    )
+    if len(picked) == 1:
+        _one(store, by_id[picked[0]])
+    elif len(picked) == 2:
+        _two(store, by_id[picked[0]], by_id[picked[1]])
+
+
+page()

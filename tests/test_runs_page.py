@@ -1,0 +1,250 @@
+"""The Runs page through AppTest: every run the dashboard ends is stored, opens back into
+every page with the same figures, is labelled, pinned, compared and deleted; a store that
+cannot be used is one sentence and the dashboard keeps working."""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+from test_app import APP, TIMEOUT, fast_run, set_pace, sidebar_text, texts, v2_navigation_only  # noqa: F401
+
+from fedviz.config import Config
+from fedviz.privacy.attacks import open_hop
+from fedviz.privacy.openings import KeptOpenings, keep
+from fedviz.store import RunStore
+from fedviz.store import db as store_db
+
+pytestmark = pytest.mark.usefixtures("v2_navigation_only")
+RUNS = "pages/runs.py"
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("FEDVIZ_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def fresh() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def small(at: AppTest, hospitals: str = "3", rounds: str = "4") -> None:
+    at.sidebar.selectbox[0].set_value(1024).run()
+    sidebar_text(at, "Hospitals").set_value(hospitals).run()
+    sidebar_text(at, "Rounds").set_value(rounds).run()
+
+
+def to_page(at: AppTest, path: str) -> AppTest:
+    at.switch_page(path).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def pick(at: AppTest, *ids: str) -> AppTest:
+    at.multiselect(key="runs-picked").set_value(list(ids)).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def metrics(at: AppTest) -> list[tuple[str, str]]:
+    return [(m.label, m.value) for m in at.metric]
+
+
+def test_a_run_is_stored_when_it_ends_and_reopens_with_the_same_figures(home: Path) -> None:
+    live = fresh()
+    small(live)
+    fast_run(live)
+    state = live.session_state["last_run"]
+    runs = RunStore().list()
+    assert [r.id for r in runs] == [state.stored_id] and runs[0].status == "finished"
+    live_metrics = metrics(live)
+    assert live_metrics
+
+    later = fresh()  # another session: nothing of the live run in its memory
+    to_page(later, RUNS)
+    assert runs[0].id in texts(later.markdown) or runs[0].id in str(later.dataframe[0].value)
+    pick(later, runs[0].id)
+    next(b for b in later.button if b.label == "Open in every page").click().run()
+    assert not later.exception, later.exception
+    opened = later.session_state["last_run"]
+    assert opened.opened and opened.server is None and opened.stored_id == runs[0].id
+    assert metrics(later) == live_metrics
+    assert opened.record.summary() == state.record.summary()
+    assert f"Showing stored run {runs[0].id}" in texts(later.info)
+    # the sidebar shows the run's settings: they make the same config, so nothing is "stale"
+    assert later.session_state["config"] == opened.config
+    assert "Settings changed" not in texts(later.info)
+
+    # the lab: the server + Hospital 2 coalition reads Hospital 1 from what was opened then
+    for at in (live, later):
+        to_page(at, "pages/privacy.py")
+    assert "Exposed in every round: **Hospital 1, Hospital 3**" in texts(later.error)
+    assert "the server really decrypts, with this run's private key" in texts(live.error)
+    assert "the run store kept what it read, never the key" in texts(later.error)
+    said = texts(later.error).replace(
+        "decrypted, with this run's private key while it ran, the messages its members received; the run "
+        "store kept what it read, never the key",
+        "really decrypts, with this run's private key, the messages its members received",
+    )
+    assert said == texts(live.error)
+    assert np.array_equal(live.dataframe[0].value.to_numpy(), later.dataframe[0].value.to_numpy())
+
+
+def test_stored_openings_hold_no_key_and_skip_masked_runs(events) -> None:
+    from fedviz.engines.inprocess import run
+    from fedviz.events import RingHop
+    from fedviz.protocol import Server
+
+    servers: list[Server] = []
+
+    def make() -> Server:
+        servers.append(Server(1024, "djn"))
+        return servers[-1]
+
+    config = Config(key_length=1024, rounds=3, hospitals=4)
+    hops = [e for e in run(config, server=make) if isinstance(e, RingHop)]
+    kept = keep(servers[0], hops, masked=False)
+    assert kept is not None and kept.rounds == [1, 2, 3]
+    assert set(kept.values) == {f"{r}/{h}" for r in (1, 2, 3) for h in (1, 2, 3)}  # not the hop to the server
+    back = KeptOpenings.from_bytes(kept.to_bytes())
+    assert back == kept and back.modulus == servers[0].public.n
+    first = next(h for h in hops if h.round == 2 and h.hop == 1)
+    assert back.open_hop(first) == open_hop(servers[0], first)
+    # only the first rounds that fit the limit, and the last
+    per_round = sum(len(h.ciphertexts) for h in hops if h.round == 1 and h.receiver != "Server")
+    limited = keep(servers[0], hops, masked=False, limit=2 * per_round)
+    assert limited is not None and limited.rounds == [1, 3]
+    assert keep(servers[0], hops, masked=True) is None and keep(None, hops, masked=False) is None
+    secret = servers[0].export_for_own_node()
+    raw = zlib.decompress(kept.to_bytes())
+    for name in ("p", "q"):
+        prime = int.from_bytes(secret[name], "big")
+        assert f"{prime:x}".encode() not in raw and str(prime).encode() not in raw
+
+
+def test_label_pin_compare_and_delete(home: Path) -> None:
+    at = fresh()
+    small(at, hospitals="3", rounds="3")
+    fast_run(at)
+    first = at.session_state["last_run"].stored_id
+    sidebar_text(at, "Hospitals").set_value("5").run()
+    fast_run(at)
+    second = at.session_state["last_run"].stored_id
+    to_page(at, RUNS)
+    pick(at, first)
+    at.text_input(key=f"runs-label-{first}").set_value("  for the   board ").run()
+    next(b for b in at.button if b.label == "Save the label").click().run()
+    next(b for b in at.button if b.label == "Pin").click().run()
+    assert not at.exception
+    stored = RunStore().info(first)
+    assert stored.label == "for the board" and stored.pinned
+    listing = at.dataframe[0].value
+    assert list(listing["Id"]) == [first, second]  # pinned first
+    assert listing["Label"][0] == "for the board" and listing[""][0] == "📌"
+
+    pick(at, first, second)
+    assert "Settings: 1 differ (highlighted)" in texts(at.markdown)
+    settings = at.dataframe[1].value
+    differing = settings[settings["A"] != settings["B"]]
+    assert list(differing["Setting"]) == ["Hospitals"] and list(differing["A"]) == ["3"]
+    figures = at.dataframe[2].value.set_index("Figure")
+    a, b = RunStore().info(first), RunStore().info(second)
+    assert figures.loc["Federated MSE (mean)", "A"] == f"{a.mean_federated:.2f}"
+    assert figures.loc["Federated MSE (mean)", "B"] == f"{b.mean_federated:.2f}"
+    assert figures.loc["Key length", "A"] == "1024 bits"
+    assert "key holder with hospital 2" in figures.loc["Who reads hospital 1's gradient", "B"]
+    chart = at.get("plotly_chart")[0].proto.spec
+    assert chart.count('"name":"A: federated') == 1 and chart.count('"name":"B: federated') == 1
+
+    pick(at, second)
+    next(b for b in at.button if b.label == "Delete it").click().run()
+    assert not at.exception
+    assert [r.id for r in RunStore().list()] == [first]
+    assert at.multiselect(key="runs-picked").value == []
+
+
+def test_a_stopped_run_is_stored_as_stopped(home: Path) -> None:
+    at = fresh()
+    set_pace(at, "slow")
+    sidebar_text(at, "Rounds").set_value("200").run()
+    at.sidebar.selectbox[0].set_value(1024).run()
+    next(b for b in at.button if b.label == "Run").click().run()
+    slot = at.session_state["job"]
+    assert __import__("conftest").wait_until(lambda: slot.state.record.federated, 60)
+    next(b for b in at.button if b.label == "Stop").click().run()
+    assert slot.job.join(30)
+    runs = RunStore().list()
+    assert len(runs) == 1 and runs[0].status == "interrupted"
+    assert 1 <= runs[0].summary["rounds_completed"]["federated"] < 200
+
+
+def test_a_store_that_cannot_be_used_is_one_sentence_and_runs_go_on(home: Path) -> None:
+    home.mkdir(parents=True)
+    (home / store_db.DB_NAME).write_bytes(b"not a database, just bytes" * 100)
+    at = fresh()
+    small(at, rounds="2")
+    fast_run(at)
+    assert at.session_state["last_run"].record.finished is not None  # the run's results stand
+    warned = texts(at.warning)
+    assert "This run was not saved to the Runs page:" in warned and "is not a fedviz run store" in warned
+    to_page(at, RUNS)
+    said = texts(at.error)
+    assert "The run store cannot be used:" in said and "move it away to start a new one" in said
+    assert "Traceback" not in said
+
+
+def test_a_newer_store_is_refused_in_words_on_the_page(home: Path) -> None:
+    import sqlite3
+
+    home.mkdir(parents=True)
+    with sqlite3.connect(home / store_db.DB_NAME) as connection:
+        connection.execute(f"PRAGMA application_id = {store_db.APPLICATION_ID}")
+        connection.execute(f"PRAGMA user_version = {store_db.SCHEMA_VERSION + 1}")
+        connection.execute("CREATE TABLE runs (id TEXT)")
+    at = fresh()
+    to_page(at, RUNS)
+    assert "written by a newer fedviz" in texts(at.error)
+
+
+def test_a_version_1_store_is_migrated_and_keeps_its_runs(home: Path, events) -> None:
+    import sqlite3
+
+    store = RunStore(home)
+    run_id = store.save(events(rounds=2), "finished", label="made by version 1")
+    path = home / store_db.DB_NAME
+    with sqlite3.connect(path) as connection:  # back to what version 1 wrote
+        connection.execute("ALTER TABLE runs DROP COLUMN openings")
+        connection.execute("PRAGMA user_version = 1")
+    assert store.info(run_id).label == "made by version 1"  # opening migrates it
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == store_db.SCHEMA_VERSION == 2
+        assert "openings" in [row[1] for row in connection.execute("PRAGMA table_info(runs)")]
+    again = store.load(run_id)
+    assert again.openings is None and again.fold().record.finished is not None
+
+
+def test_a_stored_masked_run_says_why_the_lab_cannot_open_its_hops(home: Path) -> None:
+    at = fresh()
+    small(at, rounds="2")
+    at.sidebar.toggle(key="w_masks").set_value(True).run()
+    fast_run(at)
+    run_id = at.session_state["last_run"].stored_id
+    assert RunStore().load(run_id).openings is None  # masked: nothing opened is kept
+    later = fresh()
+    to_page(later, RUNS)
+    pick(later, run_id)
+    next(b for b in later.button if b.label == "Open in every page").click().run()
+    to_page(later, "pages/privacy.py")
+    said = texts(later.info)
+    assert (
+        "this is a stored run, and what a coalition removes from the masked prefixes depends on mask seeds"
+        in said
+    )
+    assert not later.error or "Exposed" not in texts(later.error)
