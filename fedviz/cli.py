@@ -24,6 +24,7 @@ from fedviz.errors import EMPTY, ConfigError, DataError, FedvizError, TrainingDi
 
 if TYPE_CHECKING:
     from fedviz.events import Event
+    from fedviz.protocol import Server
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -448,8 +449,9 @@ def _main(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
     from fedviz.report.summary import RunRecord  # the heavy imports wait until input is valid
 
     record = RunRecord()
+    holder: list[Server] = []  # the in-process run's key holder, for what --save keeps for the lab
     try:
-        for event in _events(config, engine, topology, use_pool, args.flower_short_waits):
+        for event in _events(config, engine, topology, use_pool, args.flower_short_waits, holder):
             record.add(event)
             saving.add(event)
             if args.events:
@@ -467,7 +469,7 @@ def _main(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
         _say(err, f"error: {record.error}")
     elif record.interrupted:
         _say(err, "error: interrupted")
-    saved = saving.finish(record)
+    saved = saving.finish(record, holder[0] if holder else None)
     if args.json:
         out.write(record.to_json() + "\n")
     elif record.finished is not None:
@@ -479,17 +481,30 @@ def _main(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
 
 
 def _events(
-    config: Config, engine: str, topology: str, use_pool: bool, short_waits: bool = False
+    config: Config,
+    engine: str,
+    topology: str,
+    use_pool: bool,
+    short_waits: bool = False,
+    holder: list[Server] | None = None,
 ) -> Iterator[Event]:
+    """The run's events; an in-process run's key holder is appended to `holder`."""
     if engine == "flower":
         from fedviz.engines.flower.engine import run as run_flower
 
         return run_flower(config, topology, short_waits=short_waits)  # type: ignore[arg-type]
     from fedviz.engines.inprocess import run
+    from fedviz.protocol import Server
+
+    def make() -> Server:
+        server = Server(config.key_length, config.obfuscator)
+        if holder is not None:
+            holder.append(server)
+        return server
 
     if use_pool:
         _start_pool_quietly()
-    return run(config, pool="shared" if use_pool else None)
+    return run(config, pool="shared" if use_pool else None, server=make)
 
 
 def _interrupt(signum: int, frame: object) -> None:

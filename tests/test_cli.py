@@ -147,7 +147,7 @@ def test_a_run_that_overflows_prints_valid_json_and_no_traceback():
 def test_an_unexpected_error_is_one_line_and_exit_1(monkeypatch):
     import fedviz.engines.inprocess
 
-    def broken(config, pool=None):
+    def broken(config, pool=None, server=None):
         yield from ()
         raise TypeError("unsupported operand\ntype(s)")
 
@@ -177,8 +177,8 @@ def test_an_interrupted_run_says_so_in_one_line_with_json(monkeypatch):
 
     real = fedviz.engines.inprocess.run
 
-    def interrupted(config, pool=None):
-        for event in real(config, pool=None):
+    def interrupted(config, pool=None, server=None):
+        for event in real(config, pool=None, server=server):
             yield event
             if type(event).__name__ == "FederatedRound":
                 raise KeyboardInterrupt

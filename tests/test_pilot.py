@@ -274,17 +274,22 @@ def test_sites_with_other_columns_are_refused_naming_the_site(tmp_path: Path) ->
         relay_run(config)
 
 
-def test_a_resumed_run_replays_the_broadcasts_to_the_same_numbers(tmp_path: Path) -> None:
-    files = tuple(str(p) for p in sites(tmp_path))
-    config = Config(
+def sites_config(folder: Path, rounds: int) -> Config:
+    """Three sites' own files (see `sites`), 1024-bit keys."""
+    files = tuple(str(p) for p in sites(folder))
+    return Config(
         hospitals=3,
         key_length=1024,
-        rounds=5,
+        rounds=rounds,
         learning_rate=0.002,
         dataset="sites",
         site_paths=files,
         target="y",
     )
+
+
+def test_a_resumed_run_replays_the_broadcasts_to_the_same_numbers(tmp_path: Path) -> None:
+    config = sites_config(tmp_path, rounds=5)
     broadcasts = tmp_path / "broadcasts.jsonl"
     whole = relay_run(config, broadcasts=str(broadcasts))
     averages = [json.loads(line)["average"] for line in broadcasts.read_text().splitlines()]
@@ -389,16 +394,7 @@ def test_a_site_that_just_restarted_is_asked_again_to_join() -> None:
 def test_a_run_cut_off_after_its_last_average_can_still_be_resumed(tmp_path: Path) -> None:
     """Every round's average was broadcast, but the hospitals never took the last step: the
     resumed part replays them all and finishes, with the uninterrupted numbers."""
-    files = tuple(str(p) for p in sites(tmp_path))
-    config = Config(
-        hospitals=3,
-        key_length=1024,
-        rounds=3,
-        learning_rate=0.002,
-        dataset="sites",
-        site_paths=files,
-        target="y",
-    )
+    config = sites_config(tmp_path, rounds=3)
     broadcasts = tmp_path / "broadcasts.jsonl"
     whole = relay_run(config, broadcasts=str(broadcasts))
     averages = [json.loads(line)["average"] for line in broadcasts.read_text().splitlines()]
@@ -410,3 +406,36 @@ def test_a_run_cut_off_after_its_last_average_can_still_be_resumed(tmp_path: Pat
     assert not run.finished()
     (tmp_path / "summary.json").write_text(json.dumps({"status": "finished"}))
     assert run.finished()
+
+
+def test_each_part_of_a_pilot_run_is_kept_in_the_run_store_once(tmp_path: Path, events, monkeypatch) -> None:
+    import io
+
+    from fedviz.store import RunStore
+
+    monkeypatch.setenv("FEDVIZ_HOME", str(tmp_path / "home"))
+    run = runner.RunFolder(tmp_path / "run-7")
+    run.path.mkdir()
+    whole = list(events(rounds=3))
+    cut = [
+        e
+        for e in whole
+        if not isinstance(e, RunFinished) and not (isinstance(e, FederatedRound) and e.round > 1)
+    ]
+    err = io.StringIO()
+    first = runner.keep(run, cut, "site-2 did not answer within 60 s", 12.0, err)
+    stored = RunStore().list()
+    assert [(r.id, r.status, r.label) for r in stored] == [(first, "failed", "pilot run run-7")]
+    assert stored[0].error == "site-2 did not answer within 60 s"
+    assert f"kept in the run store as {first}" in err.getvalue()
+    second = runner.keep(run, whole, None, 30.0, err)  # the resumed part finished it
+    stored = RunStore().list()
+    assert [(r.id, r.status) for r in stored] == [(second, "finished")]
+    assert stored[0].summary["rounds_completed"]["federated"] == 3
+    runner.keep(run, cut, "interrupted; continue with: python -m fedviz pilot resume ...", 5.0, err)
+    assert [r.status for r in RunStore().list()] == ["interrupted"]
+    monkeypatch.setenv("FEDVIZ_HOME", str(tmp_path / "run-7" / "stored-as"))  # a file, not a folder
+    assert runner.keep(run, whole, None, 1.0, err) is None
+    assert "was not kept in the run store: cannot write the run store" in err.getvalue().splitlines()[-1]
+    assert runner.keep(run, [], "no site joined", 1.0, err) is None  # never started: nothing to say
+    assert "was not kept" in err.getvalue().splitlines()[-1]

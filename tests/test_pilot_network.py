@@ -24,6 +24,7 @@ from netns import Host, Network, available
 from fedviz.data import diabetes
 from fedviz.engines.flower.launcher import marked
 from fedviz.pilot.processes import MARKER
+from fedviz.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 HOSTS = {
@@ -240,6 +241,11 @@ def _readme(steps: list[tuple[str, str]], parties: dict[str, Party], pilot: Path
             assert got["data"]["test_rows_per_hospital"] == [16, 18, 20]
             assert "Test MSE (each hospital on its own held-out rows: 16 / 18 / 20" in done.stdout
             assert flower_status(coordinator, run) == "finished:completed"
+            kept = [r for r in RunStore().list() if r.label == f"pilot run {run}"]  # kept by default
+            assert [r.status for r in kept] == [
+                "finished"
+            ] and f"kept in the run store as {kept[0].id}" in done.stderr
+            assert kept[0].summary["federated_score"] == got["federated_score"]
     for name, site in parties.items():  # a site's secrets stayed home; the coordinator has none
         if name != "coordinator":
             assert (site.home / name / "identity.key").stat().st_mode & 0o777 == 0o600
@@ -386,3 +392,6 @@ def _a_restarted_coordinator_resumes(parties: dict[str, Party], steps: list[tupl
     got, want = summary(coordinator, interrupted), in_process(coordinator.home.parent, rounds=2)
     assert got["federated_score"] == want["federated_score"]  # as if never interrupted
     assert got["rounds_completed"] == {"local": 2, "federated": 2}
+    kept = [r for r in RunStore().list() if r.label == f"pilot run {interrupted}"]
+    assert [r.status for r in kept] == ["finished"]  # the resumed part replaced the interrupted one
+    assert kept[0].summary["federated_score"] == want["federated_score"]

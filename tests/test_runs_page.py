@@ -95,6 +95,12 @@ def test_a_run_is_stored_when_it_ends_and_reopens_with_the_same_figures(home: Pa
     )
     assert said == texts(live.error)
     assert np.array_equal(live.dataframe[0].value.to_numpy(), later.dataframe[0].value.to_numpy())
+    # the ring inspector and the walkthrough tell the same round with the same numbers
+    for name in ("pages/ring.py", "pages/walkthrough.py"):
+        for at in (live, later):
+            to_page(at, name)
+        assert texts(live.markdown) == texts(later.markdown)
+        assert [c.value for c in live.code] == [c.value for c in later.code]
 
 
 def test_stored_openings_hold_no_key_and_skip_masked_runs(events) -> None:

@@ -636,3 +636,13 @@ def test_the_cli_saves_a_run_and_lists_it(tmp_path, monkeypatch) -> None:
     (stored,) = json.loads(listed.getvalue())
     assert stored["status"] == "finished"
     assert stored["id"] in err.getvalue()
+    # what the key holder read from the kept hops is kept for the lab: the same partial sums
+    run = RunStore(tmp_path / "home").load(stored["id"])
+    assert run.openings is not None and run.openings.rounds == [1, 2]
+    record, transcript, observations = run.fold()
+    hop = transcript.hops(1)[0]  # hospital 1 -> hospital 2: hospital 1's own gradient
+    from fedviz.crypto.encoding import make_codec
+
+    codec = make_codec(run.config.encoding, transcript.n, len(record.features), run.config.hospitals)
+    opened = codec.decode_sum(run.openings.open_hop(hop), hop.contributions)
+    assert np.allclose(opened, observations.sent[0][0], rtol=0, atol=1e-9)

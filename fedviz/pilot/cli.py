@@ -74,6 +74,11 @@ def _outputs(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--json", action="store_true", help="the run summary as one JSON object on the last line")
     p.add_argument("--events", action="store_true", help="every event as one JSON line on stdout")
+    p.add_argument(
+        "--no-save",
+        action="store_true",
+        help="do not keep the run in the coordinator's run store (kept by default: python -m fedviz runs list)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -209,13 +214,17 @@ def _main(argv: list[str], out: TextIO, err: TextIO) -> int:
     if args.step == "run":
         config = config_from(args, folder.hospitals)
         run = runner.new_run(folder, config, args.topology)
-        return runner.execute(folder, run, False, out, err, args.events, args.json, _patience(args))
+        return runner.execute(
+            folder, run, False, out, err, args.events, args.json, _patience(args), save=not args.no_save
+        )
     run = runner.open_run(folder, args.run)
     config, _ = run.settings()
     if run.finished():
         raise PilotError(f"run {run.id} has finished all {config.rounds} rounds: nothing to resume")
     runner.stop_stale(folder, run)
-    return runner.execute(folder, run, True, out, err, args.events, args.json, _patience(args))
+    return runner.execute(
+        folder, run, True, out, err, args.events, args.json, _patience(args), save=not args.no_save
+    )
 
 
 def _patience(args: argparse.Namespace) -> float:

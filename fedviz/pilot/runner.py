@@ -4,7 +4,9 @@ follow the relay's events round by round, and report as `python -m fedviz` does.
 A run lives in `runs/<id>/` of the coordinator's folder: its settings, each part's events
 (`events-1.jsonl`, `events-2.jsonl` after a resume, ...), every finished round's broadcast
 average (`broadcasts.jsonl`: public, what a resumed part replays), Flower's run ids and, at
-the end, `summary.json` (the `--json` object).
+the end, `summary.json` (the `--json` object). Each part's end also keeps the merged run in
+the coordinator's run store (`python -m fedviz runs`, the dashboard's Runs page), replacing
+what an earlier part of the same run kept there (`stored-as` names it); `--no-save` skips it.
 
 Invariants: a failure ends the command with exit 1 and one line naming the party and the
 cause, and Flower's run is failed (the relay raises) or stopped (by this command); a
@@ -14,6 +16,7 @@ whole public state; each hospital rebuilds its weights from its own data and the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -30,6 +33,8 @@ from fedviz.pilot import bundle
 from fedviz.pilot.folders import CoordinatorFolder, PilotError, parties, party_name
 from fedviz.pilot.roles import registered
 from fedviz.report.summary import RunRecord
+from fedviz.store import RunStore, StoreError, Timing, UnknownRun
+from fedviz.store.runs import Status
 
 STATUS_EVERY_S = 2.0
 UNREACHABLE_S = 8.0
@@ -121,8 +126,11 @@ def execute(
     events: bool,
     json_out: bool,
     patience_s: float = REPLY_TIMEOUT_S,
+    save: bool = True,
 ) -> int:
-    """One part of a run (the first, or a resumed one), followed to its end; the exit status."""
+    """One part of a run (the first, or a resumed one), followed to its end; the exit status.
+    `save`: keep the run, as it stands at the end of this part, in the run store."""
+    started = time.monotonic()
     config, topology = run.settings()
     part = len(run.parts()) + 1
     events_file = run.path / f"events-{part}.jsonl"
@@ -163,10 +171,13 @@ def execute(
     except KeyboardInterrupt:
         control.stop(folder.superlink, ca, flower_id)
         failure = f"interrupted; continue with: python -m fedviz pilot resume {folder.path} {run.id}"
-    record = merged(run)
+    stream = merged_events(run)
+    record = fold(stream)
     if failure is not None:
         record.fail(failure)
     (run.path / "summary.json").write_text(record.to_json() + "\n")
+    if save:  # before the error line, so that a failure still ends with its one line
+        keep(run, stream, failure, time.monotonic() - started, err)
     if failure is not None:
         err.write(f"error: {failure}\n")
     if json_out:
@@ -257,10 +268,55 @@ def _progress(event: Event, config: Config, started: float, err: TextIO) -> None
         err.flush()
 
 
-def merged(run: RunFolder) -> RunRecord:
-    """The run as one record: the first part's events, then each resumed part's federated
-    rounds from the round it replayed up to (its own take on that round wins)."""
+def keep(run: RunFolder, events: list[Event], failure: str | None, seconds: float, err: TextIO) -> str | None:
+    """Store the run as it stands in the run store (replacing what an earlier part stored);
+    its id, or None with one line on `err` saying why it was not stored."""
+    status: Status = (
+        "finished"
+        if failure is None and any(isinstance(e, RunFinished) for e in events)
+        else "interrupted"
+        if failure is None or failure.startswith("interrupted")
+        else "failed"
+    )
+    store = RunStore()
+    marker = run.path / "stored-as"
+    try:
+        stored = store.save(
+            events,
+            status,
+            failure if status == "failed" else None,
+            label=f"pilot run {run.id}",
+            timing=Timing(seconds),
+        )
+    except ValueError:
+        return None  # no site ever started it: nothing to keep
+    except StoreError as exc:
+        err.write(f"note: run {run.id} was not kept in the run store: {exc}\n")
+        return None
+    if marker.is_file():
+        with contextlib.suppress(UnknownRun, StoreError):
+            store.delete(marker.read_text().strip())
+    marker.write_text(stored + "\n")
+    err.write(f"kept in the run store as {stored} (python -m fedviz runs show {stored})\n")
+    return stored
+
+
+def fold(events: list[Event]) -> RunRecord:
     record = RunRecord()
+    for event in events:
+        record.add(event)
+    return record
+
+
+def merged(run: RunFolder) -> RunRecord:
+    """The run as one record (`merged_events` folded)."""
+    return fold(merged_events(run))
+
+
+def merged_events(run: RunFolder) -> list[Event]:
+    """The run as one stream: the first part's events, then each resumed part's federated
+    rounds from the round it replayed up to (its own take on that round wins)."""
+    kept: list[Event] = []
     parts = [_read(p) for p in run.parts()]
     cut: list[int | None] = []
     for later in parts[1:]:
@@ -277,8 +333,8 @@ def merged(run: RunFolder) -> RunRecord:
                 continue
             if isinstance(event, RunFinished) and limit is not None:
                 continue
-            record.add(event)
-    return record
+            kept.append(event)
+    return kept
 
 
 def _read(path: Path) -> list[Event]:

@@ -4,7 +4,7 @@ handed out without running anything again.
 - `db`: the file (where it lives, schema version, migrations, transactions).
 - `recorder`: what of a run's event stream is kept (never a key, never a data file's rows).
 - `runs`: save, list, load, label, pin, delete; a stored run folds back into what pages draw.
-- `remedies`: the remedies lab's measured table as plain rows, to store beside a run.
+- `keeping`: a dashboard job kept when it ends (with what its key holder opened).
 - `handout`: one self-contained HTML file of a stored run.
 - `cli`: `python -m fedviz runs ...` and the `--save` of a run.
 """

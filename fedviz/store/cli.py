@@ -16,7 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from fedviz.events import Event
+from fedviz.events import Event, RingHop
+from fedviz.privacy.openings import keep
+from fedviz.protocol import Server
 from fedviz.report.summary import RunRecord
 from fedviz.store.db import StoreError
 from fedviz.store.recorder import Recorder
@@ -234,15 +236,19 @@ class Saving:
         if self.store is not None:
             self.recorder.add(event)
 
-    def finish(self, record: RunRecord) -> bool:
-        """Store the ended run (its status and error from `record`); False, with one line on
-        `err`, if it could not be stored."""
+    def finish(self, record: RunRecord, server: Server | None = None) -> bool:
+        """Store the ended run (its status and error from `record`, and what `server`, its key
+        holder when it ran in this process, reads from the kept hops); False, with one line
+        on `err`, if it could not be stored."""
         if self.store is None:
             return True
         status = "interrupted" if record.status == "running" else record.status
         timing = Timing(seconds=time.perf_counter() - self.started)
+        hops = [e for e in self.recorder.events() if isinstance(e, RingHop)]
+        masked = record.config is not None and record.config.masks == "pairwise"
         try:
-            run_id = self.store.save(self.recorder, status, record.error, timing=timing)
+            openings = keep(server, hops, masked)
+            run_id = self.store.save(self.recorder, status, record.error, timing=timing, openings=openings)
         except (StoreError, ValueError) as exc:
             _say(self.err, f"error: the run was not saved: {exc}")
             return False
