@@ -27,6 +27,7 @@ def main() -> None:
     if taken is not None:
         controls.adopt(taken.settings, taken.job.pause)
     session.collect()  # a run that ended since the last script run: take in its results
+    common.reopen_stored()  # a reloaded page that showed a stored run (`?stored=` in its URL)
     training = st.Page(common.TRAINING_PAGE, title="Training", default=True, url_path="training")
     page = st.navigation(
         [
@@ -44,6 +45,8 @@ def main() -> None:
     if page.url_path != training.url_path:  # the Training page draws its own, with the charts
         common.run_banner(page.url_path)
     common.notices()
+    if page.url_path != "runs":
+        common.stored_notice()
     page.run()
 
 

@@ -13,6 +13,7 @@ from fedviz.config import Config
 from fedviz.engines.background import running_jobs
 from fedviz.report.estimate import CONFIRM_ABOVE_S, estimate_seconds, flower_seconds, human_duration
 from fedviz.report.text import describe
+from fedviz.store import RunStore, StoredRun, StoreError
 from pages import controls, session
 from pages.session import RunState
 
@@ -50,9 +51,8 @@ def notices() -> None:
         getattr(st, kind)(text, icon=ICONS[kind])
 
 
-def stale_notice() -> None:
-    """Say so when the shown results were made with other settings (they are kept, not erased),
-    and when they are a stored run opened from the Runs page."""
+def stored_notice() -> None:
+    """At the top of every page: the results on show are a stored run, not this session's."""
     last = session.last_run()
     if last is not None and last.opened:
         named = f" “{last.label}”" if last.label else ""
@@ -61,12 +61,63 @@ def stale_notice() -> None:
             "again. Press **Run** (on the Training page) to run it live.",
             icon=":material/inventory_2:",
         )
+
+
+def stale_notice() -> None:
+    """Say so when the shown results were made with other settings (they are kept, not erased)."""
+    last = session.last_run()
     if last is not None and session.is_stale():
         st.info(
             f"Settings changed since this run. Showing the last run ({describe(last.config)}). "
             "Press **Run** (on the Training page) to refresh.",
             icon=":material/history:",
         )
+
+
+# --------------------------------------------------------------------------- stored runs
+
+STORED_PARAM = "stored"
+"""The URL's `?stored=ID` while a stored run is on show: a reload opens it again."""
+
+
+def open_stored(run: StoredRun) -> None:
+    """Show a stored run on every page, and its settings in the sidebar when they can be."""
+    st.session_state["last_run"] = RunState.of_stored(run)
+    st.query_params[STORED_PARAM] = run.id
+    engine = {"flower (ring)": "Flower ring", "flower (star)": "Flower star"}.get(
+        str(run.info.summary.get("engine")), "in-process"
+    )
+    kept = controls.settings_of(run.config, engine)
+    if kept is not None:
+        controls.adopt(kept, controls.pace_seconds())
+    else:
+        session.notify(
+            "info",
+            "This run's data was your own file, which the run store never keeps: the sidebar keeps its "
+            "current settings, and the pages show the stored run.",
+        )
+
+
+def reopen_stored() -> None:
+    """A page reloaded while it showed a stored run (`?stored=` in its URL) shows it again; a
+    live run shown since drops the parameter."""
+    run_id = st.query_params.get(STORED_PARAM)
+    shown = session.last_run()
+    if shown is not None and shown.opened and shown.stored_id is not None:
+        if run_id != shown.stored_id:  # a page switch clears the URL's parameters
+            st.query_params[STORED_PARAM] = shown.stored_id
+        return
+    if shown is not None or not run_id:
+        if run_id:
+            del st.query_params[STORED_PARAM]
+        return
+    try:
+        run = RunStore().load(run_id)
+    except StoreError as exc:
+        del st.query_params[STORED_PARAM]
+        session.notify("info", f"The stored run this address pointed to cannot be opened: {exc}")
+        return
+    open_stored(run)
 
 
 # --------------------------------------------------------------------------- the run in flight

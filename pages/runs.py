@@ -16,19 +16,19 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from fedviz.config import label
 from fedviz.protections.rules import ring_readers
 from fedviz.report.charts import colour
 from fedviz.report.estimate import human_duration
-from fedviz.report.text import describe
+from fedviz.report.text import describe, setting_rows
 from fedviz.store import RunInfo, RunStore, StoredRun, StoreError
-from fedviz.store.handout import handout, setting_text
+from fedviz.store.handout import handout
 from pages import common, controls, session
 
 STATUS_WORDS = {"finished": "finished", "failed": "failed", "interrupted": "stopped"}
 LABEL_MAX = 80
 ENGINE_LABELS = {"in-process": "in-process", "flower (ring)": "Flower ring", "flower (star)": "Flower star"}
 PICK_KEY = "runs-picked"
+OTHER_KEY = "runs-other"
 
 
 def _score(value: float | None, metric: str) -> str:
@@ -47,22 +47,42 @@ def _data(info: RunInfo) -> str:
     return controls.DATASET_LABELS.get(info.config.dataset, info.config.dataset)
 
 
+def _done(info: RunInfo) -> int:
+    return int((info.summary.get("rounds_completed") or {}).get("federated", 0))
+
+
 def _rounds(info: RunInfo) -> str:
-    done = (info.summary.get("rounds_completed") or {}).get("federated", 0)
+    done = _done(info)
     return f"{done} of {info.config.rounds}" if done != info.config.rounds else str(done)
 
 
+def _short(info: RunInfo) -> str:
+    c = info.config
+    return f"{c.hospitals} hospitals, {c.key_length}-bit keys, {_rounds(info)} rounds, {_engine(info)}"
+
+
 def _name(info: RunInfo) -> str:
-    """How a run is named in pickers: its label (or its settings) and when it was saved."""
-    what = info.label or describe(info.config)
-    return f"{'📌 ' if info.pinned else ''}{what} · {info.created:%Y-%m-%d %H:%M} UTC · {info.id}"
+    """How a run is named in pickers: its label (else a short description), how it ended, when."""
+    what = f"“{info.label}” ({_short(info)})" if info.label else _short(info)
+    return f"{'★ ' if info.pinned else ''}{what} · {STATUS_WORDS[info.status]} · saved {info.created:%d %b %H:%M} UTC"
+
+
+def _work_seconds(info: RunInfo) -> float:
+    """The run's time with the pauses for an audience left out (what every figure here uses)."""
+    return max(0.0, info.timing.seconds - info.timing.paused_s)
+
+
+def _ended_score(info: RunInfo, value: float | None) -> str:
+    """A score, marked with the round it stopped at when the run did not reach its end."""
+    text = _score(value, info.metric)
+    return text if info.status == "finished" or text == "–" else f"{text} (round {_done(info)})"
 
 
 def _listing(runs: list[RunInfo]) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {
-                "": "📌" if r.pinned else "",
+                "Pinned": r.pinned,
                 "Label": r.label,
                 "Saved (UTC)": f"{r.created:%Y-%m-%d %H:%M:%S}",
                 "Status": STATUS_WORDS[r.status],
@@ -71,9 +91,9 @@ def _listing(runs: list[RunInfo]) -> pd.DataFrame:
                 "Key bits": r.config.key_length,
                 "Rounds": _rounds(r),
                 "Data": _data(r),
-                f"Local {r.metric}": _score(r.mean_local, r.metric),
-                f"Federated {r.metric}": _score(r.mean_federated, r.metric),
-                "Time": human_duration(r.timing.seconds) if r.timing.seconds else "–",
+                f"Local {r.metric}": _ended_score(r, r.mean_local),
+                f"Federated {r.metric}": _ended_score(r, r.mean_federated),
+                "Run time": human_duration(_work_seconds(r)) if _work_seconds(r) else "–",
                 "Id": r.id,
             }
             for r in runs
@@ -82,20 +102,6 @@ def _listing(runs: list[RunInfo]) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- one run
-
-
-def _open(run: StoredRun) -> None:
-    """Show the stored run on every page (and its settings in the sidebar, when it can)."""
-    st.session_state["last_run"] = session.RunState.of_stored(run)
-    kept = controls.settings_of(run.config, _engine(run.info))
-    if kept is not None:
-        controls.adopt(kept, controls.pace_seconds())
-    else:
-        session.notify(
-            "info",
-            "This run's data was your own file, which the run store never keeps: the sidebar keeps its "
-            "current settings, and the pages show the stored run.",
-        )
 
 
 def _one(store: RunStore, info: RunInfo) -> None:
@@ -122,7 +128,7 @@ def _one(store: RunStore, info: RunInfo) -> None:
         except StoreError as exc:
             st.error(str(exc), icon=":material/error:")
         else:
-            _open(run)
+            common.open_stored(run)
             st.switch_page(common.TRAINING_PAGE)
     middle.download_button(
         "Download the handout (HTML)",
@@ -151,6 +157,7 @@ def _one(store: RunStore, info: RunInfo) -> None:
     with st.popover("Delete this run", icon=":material/delete:"):
         st.markdown(f"Run {info.id} and its handout data go for good.")
         if st.button("Delete it", type="primary", key="runs-delete"):
+            st.session_state["runs-done"] = f"Run {_name(info)} was deleted."
             _change(lambda: store.delete(info.id))
 
 
@@ -160,6 +167,7 @@ def _change(act: Any) -> None:
     try:
         act()
     except StoreError as exc:
+        st.session_state.pop("runs-done", None)
         st.session_state["runs-problem"] = str(exc)
     st.rerun()
 
@@ -167,16 +175,14 @@ def _change(act: Any) -> None:
 # --------------------------------------------------------------------------- two runs
 
 
-def _differing_rows(a: RunInfo, b: RunInfo) -> pd.DataFrame:
-    da, db = a.config.to_dict(), b.config.to_dict()
-    rows = [
-        {"Setting": "Engine", "A": _engine(a), "B": _engine(b)},
-        {"Setting": "Data", "A": _data(a), "B": _data(b)},
-    ]
-    for name in da:
-        if name in ("data_path", "site_paths") or (da[name] in (None, ()) and db[name] in (None, ())):
-            continue
-        rows.append({"Setting": label(name), "A": setting_text(da[name]), "B": setting_text(db[name])})
+def _settings(a: RunInfo, b: RunInfo) -> pd.DataFrame:
+    """Both runs' settings in words, one row per setting either run has."""
+    ra, rb = dict(setting_rows(a.config)), dict(setting_rows(b.config))
+    names = list(ra) + [n for n in rb if n not in ra]
+    rows = [{"Setting": "Engine", "A": _engine(a), "B": _engine(b)}]
+    if a.sources or b.sources:
+        rows.append({"Setting": "Data files", "A": _data(a), "B": _data(b)})
+    rows += [{"Setting": n, "A": ra.get(n, "–"), "B": rb.get(n, "–")} for n in names]
     return pd.DataFrame(rows)
 
 
@@ -194,26 +200,35 @@ def _figures(run: StoredRun) -> dict[str, str]:
     record, config, info = folded.record, run.config, run.info
     summary = info.summary
     federated_rounds = len(record.federated)
-    per_round = summary.get("bytes_per_round")
+    hops = folded.transcript.hops(1) or []
+    per_round = sum(h.nbytes for h in hops) if hops else summary.get("bytes_per_round")
     encoding = summary.get("encoding") or {}
     dp = summary.get("dp")
-    seconds = info.timing.seconds - info.timing.paused_s
+    seconds = _work_seconds(info)
     return {
         "Status": STATUS_WORDS[info.status],
-        f"Local {info.metric} (mean)": _score(info.mean_local, info.metric),
-        f"Federated {info.metric} (mean)": _score(info.mean_federated, info.metric),
+        f"Local {info.metric} (mean of the hospitals)": _ended_score(info, info.mean_local),
+        f"Federated {info.metric} (mean of the hospitals)": _ended_score(info, info.mean_federated),
         "Federated rounds done": f"{federated_rounds} of {config.rounds}",
-        "Run time (pauses left out)": human_duration(seconds) if seconds > 0 else "–",
-        "Time per federated round": human_duration(seconds / federated_rounds)
-        if seconds > 0 and federated_rounds
-        else "–",
+        "Run time (pauses for the audience left out)": human_duration(seconds) if seconds > 0 else "–",
+        "Run time per federated round": _per_round(seconds, federated_rounds),
         "Bytes on the ring per round": f"{per_round:,}" if isinstance(per_round, int) else "–",
         "Ciphertexts per message": str(encoding.get("ciphertexts_per_message", "–")),
         "Key length": f"{config.key_length} bits",
-        "Who reads hospital 1's gradient": ring_readers(config.hospitals, masked=config.masks == "pairwise"),
+        "Who reads hospital 1's gradient (by the rules)": ring_readers(
+            config.hospitals, masked=config.masks == "pairwise"
+        ),
         "Differential privacy": f"ε = {dp['epsilon']:g}, δ = {dp['delta']:g} over the run" if dp else "off",
         "Pairwise masks": "on" if config.masks == "pairwise" else "off",
     }
+
+
+def _per_round(seconds: float, rounds: int) -> str:
+    """The whole run's time (keys and local training included) over its federated rounds."""
+    if seconds <= 0 or not rounds:
+        return "–"
+    each = seconds / rounds
+    return f"{each * 1000:.0f} ms" if each < 1 else human_duration(each)
 
 
 def _curves(runs: list[StoredRun]) -> go.Figure:
@@ -260,12 +275,13 @@ def _two(store: RunStore, a: RunInfo, b: RunInfo) -> None:
         return
     st.subheader("Two runs side by side")
     st.markdown(f"**A**: {_name(a)}  \n**B**: {_name(b)}")
-    settings = _differing_rows(a, b)
+    settings = _settings(a, b)
     differ = int((settings["A"] != settings["B"]).sum())
     st.markdown(
-        f"##### Settings: {differ} differ" + (" (highlighted)" if differ else " (the same run, twice)")
+        f"##### Settings: {differ} {'differs' if differ == 1 else 'differ'}"
+        + (" (highlighted)" if differ else ": the same settings, run twice")
     )
-    st.dataframe(_mark_differences(settings), hide_index=True, width="stretch")
+    st.table(_mark_differences(settings), hide_index=True)
     if a.metric != b.metric:
         st.warning(
             f"A scores {a.metric} and B {b.metric}: their curves cannot share an axis, so only the figures are "
@@ -276,28 +292,35 @@ def _two(store: RunStore, a: RunInfo, b: RunInfo) -> None:
         st.plotly_chart(_curves(runs), width="stretch", key="runs-curves")
     st.markdown("##### Cost and privacy")
     fa, fb = _figures(runs[0]), _figures(runs[1])
-    figures = pd.DataFrame({"": list(fa), "A": list(fa.values()), "B": list(fb.values())})
-    st.dataframe(_mark_differences(figures.rename(columns={"": "Figure"})), hide_index=True, width="stretch")
+    figures = pd.DataFrame({"Figure": list(fa), "A": list(fa.values()), "B": list(fb.values())})
+    st.table(_mark_differences(figures), hide_index=True)
 
 
 # --------------------------------------------------------------------------- the page
+
+
+def _kept_pick(key: str, ids: set[str]) -> None:
+    """Drop a picked run that is no longer stored (deleted here or elsewhere)."""
+    if st.session_state.get(key) not in ids:
+        st.session_state[key] = None
 
 
 def page() -> None:
     st.title("Runs")
     store = RunStore()
     st.markdown(
-        "Every run this dashboard ends is kept here, finished, stopped or failed (and command-line runs with "
-        "`--save`). Open one into every page without running it again, label and pin the ones worth "
-        "showing, put two side by side, or download a one-file handout for after the meeting. Kept: "
-        "settings, scores, the ring's ciphertexts (within the transcript's budget) and what the privacy "
-        "lab needs. Never kept: a private key, mask seeds, or the rows of your own data file (only its "
-        "name, size and SHA-256)."
+        "Every run this dashboard ends is kept here: finished, stopped or failed (and command-line runs with "
+        "`--save`, and pilot runs). Open one into every page without running it again, label and pin the "
+        "ones worth showing, put two side by side, or download a one-file handout for after the meeting. "
+        "Kept: the settings, the scores, the encrypted messages of the ring (up to 32 MB a run) and what the "
+        "privacy lab needs. Never kept: a private key, mask seeds, or the rows of your own data file (only "
+        "its name, size and a fingerprint of its contents)."
     )
-    st.caption(f"Stored in {store.path} (set FEDVIZ_HOME to keep them elsewhere).")
-    problem = st.session_state.pop("runs-problem", None)
-    if problem:
-        st.error(problem, icon=":material/error:")
+    st.caption(f"Kept on this server in {store.path} (the FEDVIZ_HOME setting moves it).")
+    for kind, key in (("error", "runs-problem"), ("success", "runs-done")):
+        said = st.session_state.pop(key, None)
+        if said:
+            getattr(st, kind)(said, icon=":material/error:" if kind == "error" else ":material/check:")
     try:
         runs = store.list()
     except StoreError as exc:
@@ -315,21 +338,46 @@ def page() -> None:
         return
     runs.sort(key=lambda r: not r.pinned)  # pinned first, each part newest first
     by_id = {r.id: r for r in runs}
-    st.dataframe(_listing(runs), hide_index=True, width="stretch", key="runs-table")
-    kept = [i for i in st.session_state.get(PICK_KEY, []) if i in by_id]
-    st.session_state[PICK_KEY] = kept
-    picked = st.multiselect(
-        "Pick one run to open, label, pin, hand out or delete; two to compare them",
-        list(by_id),
+    st.dataframe(
+        _listing(runs),
+        hide_index=True,
+        width="stretch",
+        key="runs-table",
+        column_config={
+            "Pinned": st.column_config.CheckboxColumn("Pinned", width="small"),
+            "Label": st.column_config.TextColumn("Label", width="medium"),
+            "Id": st.column_config.TextColumn("Id", width="medium"),
+        },
+    )
+    for key in (PICK_KEY, OTHER_KEY):
+        _kept_pick(key, set(by_id))
+    if st.session_state.get(OTHER_KEY) == st.session_state.get(PICK_KEY):
+        st.session_state[OTHER_KEY] = None
+    ids = list(by_id)
+    left, right = st.columns(2)
+    picked = left.selectbox(
+        "A run: open it, label it, pin it, hand it out or delete it",
+        ids,
+        index=None,
         format_func=lambda i: _name(by_id[i]),
-        max_selections=2,
         key=PICK_KEY,
         placeholder="Choose a run",
     )
-    if len(picked) == 1:
-        _one(store, by_id[picked[0]])
-    elif len(picked) == 2:
-        _two(store, by_id[picked[0]], by_id[picked[1]])
+    other = right.selectbox(
+        "Compare it with (optional)",
+        [i for i in ids if i != picked],
+        index=None,
+        format_func=lambda i: _name(by_id[i]),
+        key=OTHER_KEY,
+        placeholder="Choose a second run",
+        disabled=picked is None,
+    )
+    if picked is None:
+        return
+    _one(store, by_id[picked])
+    if other is not None:
+        st.divider()
+        _two(store, by_id[picked], by_id[other])
 
 
 page()

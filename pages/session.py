@@ -244,10 +244,15 @@ def collect() -> None:
         lead = "The run stopped" if "diverged" in (job.error or "") else "The run failed"
         notify("error", f"{lead}: {job.error}.{kept}")
     else:
+        stored = (
+            " What it finished is kept on the **Runs** page as a stopped run."
+            if current.keeper is not None and current.keeper.run_id is not None
+            else ""
+        )
         notify(
             "warning",
             f"The run was stopped ({job.reason}) during {job.progress.where} after "
-            f"{human_duration(job.elapsed)}.{kept}",
+            f"{human_duration(job.elapsed)}.{kept}{stored}",
         )
 
 

@@ -242,7 +242,16 @@ draw_charts(Curves.of(state), "final")
 common.stale_notice()
 record = state.record
 finished = record.finished
-assert finished is not None
+if finished is None:  # a stored run that was stopped, or failed, before its end
+    done = len(record.federated)
+    ended = f"failed ({record.error})" if record.error else "was stopped"
+    st.warning(
+        f"This stored run {ended} after {done} of {state.config.rounds} federated rounds: the charts above "
+        "show the rounds it finished. Results, timings and the verdict are given for runs that reached their "
+        "end; press **Run** to run it whole.",
+        icon=":material/stop_circle:",
+    )
+    st.stop()
 timings = finished.timings
 
 st.subheader("Results")

@@ -15,7 +15,7 @@ import streamlit as st
 
 from fedviz.story import diagram, visibility
 from fedviz.story import walkthrough as walk
-from pages import common
+from pages import common, session
 from pages.session import RunState
 
 GLOSSARY_PAGE = common.GLOSSARY_PAGE
@@ -211,7 +211,9 @@ def draw_step(state: RunState, kept: list[int], clock: float | None) -> None:
     step = walk.step(view, stage, pick)
     picture.graphviz_chart(diagram.ring_dot(view.order, step.focus, view.star), width="content")
     with words:  # on a projector the title and the three boxes first, above the fold
-        st.caption(f"Step {index + 1} of {total} · round {view.round} of {view.config.rounds}")
+        done = len(state.record.federated)
+        of = f"{view.config.rounds}" if done >= view.config.rounds else f"the {done} it finished"
+        st.caption(f"Step {index + 1} of {total} · round {view.round} of {of}")
         st.subheader(step.title)
         st.markdown(f"**Who acts:** {step.actor}")
         st.info(f"**Holds:** {step.holds}", icon=":material/inventory_2:")
@@ -285,8 +287,10 @@ def draw_visibility(state: RunState) -> None:
 def main() -> None:
     st.html(CSS)
     st.title("One federated round, step by step")
+    shown = session.last_run()
     st.markdown(
-        "One round of your last run with its own numbers: who acts, what it holds, learns and cannot learn."
+        f"One round of {'the stored run' if shown is not None and shown.opened else 'your last run'} with its "
+        "own numbers: who acts, what it holds, learns and cannot learn."
     )
     state = common.require_run(
         "The walkthrough tells one federated round of the last run with its real keys, ciphertexts, "

@@ -50,7 +50,7 @@ def test_the_figures_are_the_runs_own(rows: dict[str, Measured]) -> None:
 def test_who_reads_one_hospital_follows_the_coalition_rules() -> None:
     assert (
         ring_readers(2)
-        == "the key holder with hospital 2 (it decrypts the prefix hospital 1 sent); the other hospital (n·ā minus their own)"
+        == "the key holder with hospital 2 (it decrypts what hospital 1 passed on: its gradient alone); the other hospital (n·ā minus their own)"
     )
     three = ring_readers(3)
     assert "the key holder with hospital 2" in three and "the other 2 hospitals together" in three

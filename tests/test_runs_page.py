@@ -47,8 +47,10 @@ def to_page(at: AppTest, path: str) -> AppTest:
     return at
 
 
-def pick(at: AppTest, *ids: str) -> AppTest:
-    at.multiselect(key="runs-picked").set_value(list(ids)).run()
+def pick(at: AppTest, run_id: str, other: str | None = None) -> AppTest:
+    at.selectbox(key="runs-picked").set_value(run_id).run()
+    if other is not None:
+        at.selectbox(key="runs-other").set_value(other).run()
     assert not at.exception, at.exception
     return at
 
@@ -99,7 +101,8 @@ def test_a_run_is_stored_when_it_ends_and_reopens_with_the_same_figures(home: Pa
     for name in ("pages/ring.py", "pages/walkthrough.py"):
         for at in (live, later):
             to_page(at, name)
-        assert texts(live.markdown) == texts(later.markdown)
+        same = texts(later.markdown).replace("One round of the stored run", "One round of your last run")
+        assert same == texts(live.markdown)
         assert [c.value for c in live.code] == [c.value for c in later.code]
 
 
@@ -153,19 +156,27 @@ def test_label_pin_compare_and_delete(home: Path) -> None:
     assert stored.label == "for the board" and stored.pinned
     listing = at.dataframe[0].value
     assert list(listing["Id"]) == [first, second]  # pinned first
-    assert listing["Label"][0] == "for the board" and listing[""][0] == "📌"
+    assert listing["Label"][0] == "for the board" and bool(listing["Pinned"][0])
+    assert "★ “for the board” (3 hospitals, 1024-bit keys, 3 rounds, in-process) · finished" in (
+        at.selectbox(key="runs-picked").format_func(first)
+    )
 
     pick(at, first, second)
-    assert "Settings: 1 differ (highlighted)" in texts(at.markdown)
-    settings = at.dataframe[1].value
+    assert "Settings: 1 differs (highlighted)" in texts(at.markdown)
+    settings = at.table[0].value
     differing = settings[settings["A"] != settings["B"]]
     assert list(differing["Setting"]) == ["Hospitals"] and list(differing["A"]) == ["3"]
-    figures = at.dataframe[2].value.set_index("Figure")
+    assert "δ" not in list(
+        settings["Setting"]
+    )  # DP is off: its δ and clip norm are not settings of these runs
+    assert "Encryption randomness" in list(settings["Setting"])  # every row shown, none scrolled away
+    figures = at.table[1].value.set_index("Figure")
     a, b = RunStore().info(first), RunStore().info(second)
-    assert figures.loc["Federated MSE (mean)", "A"] == f"{a.mean_federated:.2f}"
-    assert figures.loc["Federated MSE (mean)", "B"] == f"{b.mean_federated:.2f}"
+    assert figures.loc["Federated MSE (mean of the hospitals)", "A"] == f"{a.mean_federated:.2f}"
+    assert figures.loc["Federated MSE (mean of the hospitals)", "B"] == f"{b.mean_federated:.2f}"
     assert figures.loc["Key length", "A"] == "1024 bits"
-    assert "key holder with hospital 2" in figures.loc["Who reads hospital 1's gradient", "B"]
+    assert "key holder with hospital 2" in figures.loc["Who reads hospital 1's gradient (by the rules)", "B"]
+    assert figures.loc["Run time per federated round", "A"].endswith(" ms")
     chart = at.get("plotly_chart")[0].proto.spec
     assert chart.count('"name":"A: federated') == 1 and chart.count('"name":"B: federated') == 1
 
@@ -173,7 +184,8 @@ def test_label_pin_compare_and_delete(home: Path) -> None:
     next(b for b in at.button if b.label == "Delete it").click().run()
     assert not at.exception
     assert [r.id for r in RunStore().list()] == [first]
-    assert at.multiselect(key="runs-picked").value == []
+    assert at.selectbox(key="runs-picked").value is None
+    assert "was deleted" in texts(at.success)
 
 
 def test_a_stopped_run_is_stored_as_stopped(home: Path) -> None:
@@ -186,9 +198,22 @@ def test_a_stopped_run_is_stored_as_stopped(home: Path) -> None:
     assert __import__("conftest").wait_until(lambda: slot.state.record.federated, 60)
     next(b for b in at.button if b.label == "Stop").click().run()
     assert slot.job.join(30)
+    assert "kept on the **Runs** page as a stopped run" in texts(at.warning)
     runs = RunStore().list()
     assert len(runs) == 1 and runs[0].status == "interrupted"
-    assert 1 <= runs[0].summary["rounds_completed"]["federated"] < 200
+    done = runs[0].summary["rounds_completed"]["federated"]
+    assert 1 <= done < 200
+    # opened later, every page draws what it finished (the Training page says it stopped)
+    later = fresh()
+    to_page(later, RUNS)
+    pick(later, runs[0].id)
+    assert f"(round {done})" in str(later.dataframe[0].value.iloc[0].to_dict())
+    next(b for b in later.button if b.label == "Open in every page").click().run()
+    assert not later.exception, later.exception
+    assert f"This stored run was stopped after {done} of 200 federated rounds" in texts(later.warning)
+    for name in ("pages/ring.py", "pages/privacy.py", "pages/walkthrough.py"):
+        to_page(later, name)
+    assert f"of the {done} it finished" in texts(later.caption)
 
 
 def test_a_store_that_cannot_be_used_is_one_sentence_and_runs_go_on(home: Path) -> None:
@@ -254,3 +279,25 @@ def test_a_stored_masked_run_says_why_the_lab_cannot_open_its_hops(home: Path) -
         in said
     )
     assert not later.error or "Exposed" not in texts(later.error)
+
+
+def test_a_reloaded_page_shows_the_stored_run_it_showed(home: Path) -> None:
+    at = fresh()
+    small(at, rounds="2")
+    fast_run(at)
+    run_id = at.session_state["last_run"].stored_id
+    viewer = fresh()
+    to_page(viewer, RUNS)
+    pick(viewer, run_id)
+    next(b for b in viewer.button if b.label == "Open in every page").click().run()
+    assert viewer.query_params["stored"] == run_id
+    reloaded = AppTest.from_file(APP, default_timeout=TIMEOUT)  # a new session, the same address
+    reloaded.query_params["stored"] = run_id
+    reloaded.run()
+    assert not reloaded.exception
+    assert reloaded.session_state["last_run"].stored_id == run_id
+    assert f"Showing stored run {run_id}" in texts(reloaded.info)
+    gone = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    gone.query_params["stored"] = "20200101-000000-abcdef"
+    gone.run()
+    assert not gone.exception and "cannot be opened: no run" in texts(gone.info)

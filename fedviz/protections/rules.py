@@ -20,7 +20,7 @@ def ring_readers(n: int, masked: bool = False) -> str:
                 continue
             if 1 in exposed_hospitals(frozenset(members), True, n) and not found:
                 found.append(
-                    f"the key holder with {_names(members)} (it decrypts the prefix hospital 1 sent)"
+                    f"the key holder with {_names(members)} (it decrypts what hospital 1 passed on: its gradient alone)"
                 )
         if found:
             break

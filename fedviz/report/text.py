@@ -4,8 +4,76 @@ store and its handout, so they always say the same."""
 
 from __future__ import annotations
 
-from fedviz.config import Config
+from fedviz.config import Config, label
 from fedviz.report.summary import RunRecord
+
+VALUE_WORDS: dict[str, dict[object, str]] = {
+    "gradient": {"sum": "sum over patients", "mean": "mean over patients"},
+    "encoding": {"packed": "packed (several values per ciphertext)", "per-value": "one value per ciphertext"},
+    "obfuscator": {"djn": "DJN (fast)", "standard": "standard rⁿ (phe)"},
+    "masks": {"pairwise": "on", "none": "off"},
+    "dataset": {
+        "diabetes": "diabetes (scikit-learn)",
+        "breast-cancer": "breast cancer (scikit-learn)",
+        "csv": "your own CSV file",
+        "sites": "each site's own file",
+    },
+    "split": {
+        "contiguous": "in order (the post)",
+        "iid": "at random",
+        "by-feature": "sorted by a feature",
+        "label-skew": "label skew",
+    },
+    "model": {"linear": "linear regression", "logistic": "logistic regression"},
+}
+"""Setting values in words (a value not listed is written as it is)."""
+
+
+def _value(name: str, value: object) -> str:
+    words = VALUE_WORDS.get(name, {})
+    if value in words:
+        return words[value]
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple | list):
+        return ", ".join(map(str, value))
+    return str(value)
+
+
+def setting_rows(config: Config) -> list[tuple[str, str]]:
+    """The settings that shaped this run, in words (δ and the clip norm only with DP, the
+    skew only for a label-skew split, the file and target only for one's own data), as the
+    Runs page and the handout list them."""
+    shown = {
+        "hospitals": config.hospitals,
+        "key_length": f"{config.key_length} bits",
+        "learning_rate": config.learning_rate,
+        "rounds": config.rounds,
+        "seed": config.seed,
+        "gradient": config.gradient,
+        "warm_start": config.warm_start,
+        "encoding": config.encoding,
+        "obfuscator": config.obfuscator,
+        "dp_epsilon": config.dp_epsilon if config.dp_epsilon is not None else "off",
+        "masks": config.masks,
+        "shuffle_ring": config.shuffle_ring,
+        "dataset": config.dataset,
+        "split": config.split,
+        "model": config.model,
+    }
+    if config.dp_epsilon is not None:
+        shown["dp_delta"], shown["dp_clip"] = config.dp_delta, config.dp_clip
+    if config.split == "by-feature":
+        shown["split_feature"] = config.split_feature
+    if config.split == "label-skew":
+        shown["split_alpha"] = config.split_alpha
+    if config.dataset in ("csv", "sites"):
+        shown["target"] = config.target
+    if config.dataset == "sites":
+        shown["test_fraction"] = config.test_fraction
+    return [(label(name), _value(name, value)) for name, value in shown.items() if value is not None]
 
 
 def describe(config: Config) -> str:

@@ -24,12 +24,12 @@ import numpy as np
 import plotly.io as pio
 
 from fedviz import __version__
-from fedviz.config import Config, label
+from fedviz.config import Config
 from fedviz.privacy.attacks import difference_errors
 from fedviz.report.charts import mse_figure, y_range_for
 from fedviz.report.estimate import human_duration
 from fedviz.report.headline import Headline, headline
-from fedviz.report.text import describe
+from fedviz.report.text import describe, setting_rows
 from fedviz.store.runs import Folded, StoredRun
 from fedviz.story import visibility
 from fedviz.story import walkthrough as walk
@@ -128,9 +128,7 @@ def _status(run: StoredRun, folded: Folded) -> str:
 
 
 def settings_table(run: StoredRun) -> str:
-    values = run.config.to_dict()
-    rows = [(label(name), setting_text(value)) for name, value in values.items() if value not in (None, ())]
-    out = _table(("Setting", "Value"), rows)
+    out = _table(("Setting", "Value"), setting_rows(run.config))
     for source in run.info.sources:
         size = f"{source.bytes:,} bytes" if source.bytes is not None else "size unknown"
         out += _p(
@@ -140,16 +138,6 @@ def settings_table(run: StoredRun) -> str:
             "muted",
         )
     return out
-
-
-def setting_text(value: object) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, tuple | list):
-        return ", ".join(map(str, value))
-    return str(value)
 
 
 def page_headline(folded: Folded, config: Config) -> Headline | None:
@@ -321,6 +309,7 @@ def charts(folded: Folded, config: Config) -> str:
             "pooled data, GD continued (same total rounds)" if continued else "pooled data, plaintext GD",
             config.rounds + 1 if continued else 1,
         )
+        figure.update_layout(margin={"l": 80, "r": 20, "t": 50, "b": 60})  # room for the axes' numbers
         html = pio.to_html(
             figure,
             include_plotlyjs=i == 0,
