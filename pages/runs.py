@@ -227,8 +227,7 @@ def _per_round(seconds: float, rounds: int) -> str:
     """The whole run's time (keys and local training included) over its federated rounds."""
     if seconds <= 0 or not rounds:
         return "–"
-    each = seconds / rounds
-    return f"{each * 1000:.0f} ms" if each < 1 else human_duration(each)
+    return human_duration(seconds / rounds)
 
 
 def _curves(runs: list[StoredRun]) -> go.Figure:

@@ -180,7 +180,9 @@ CONFIRM_ABOVE_S = 60.0
 
 
 def human_duration(seconds: float) -> str:
-    """A duration as people say it: "0.4 s", "42 s", "15 min", "2 h 5 min"."""
+    """A duration as people say it: "35 ms", "0.4 s", "42 s", "15 min", "2 h 5 min"."""
+    if 0 < seconds < 0.095:
+        return f"{max(1, round(seconds * 1000))} ms"
     if seconds < 10:
         return f"{seconds:.1f} s"
     if seconds < 90:
