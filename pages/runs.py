@@ -152,7 +152,7 @@ def _one(store: RunStore, info: RunInfo) -> None:
         placeholder="e.g. for the board: 78 hospitals at 4096 bits",
     )
     cleaned = " ".join(text.split())
-    if save.button("Save the label", key="runs-label-save", disabled=cleaned == info.label, width="stretch"):
+    if save.button("Save the label", key="runs-label-save", width="stretch"):
         _change(lambda: store.set_label(info.id, cleaned))
     with st.popover("Delete this run", icon=":material/delete:"):
         st.markdown(f"Run {info.id} and its handout data go for good.")

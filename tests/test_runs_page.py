@@ -126,10 +126,13 @@ def test_stored_openings_hold_no_key_and_skip_masked_runs(events) -> None:
     assert back == kept and back.modulus == servers[0].public.n
     first = next(h for h in hops if h.round == 2 and h.hop == 1)
     assert back.open_hop(first) == open_hop(servers[0], first)
-    # only the first rounds that fit the limit, and the last
-    per_round = sum(len(h.ciphertexts) for h in hops if h.round == 1 and h.receiver != "Server")
-    limited = keep(servers[0], hops, masked=False, limit=2 * per_round)
-    assert limited is not None and limited.rounds == [1, 3]
+    # the first and the last round always; the rounds between while the work fits the limit
+    per_round = (
+        sum(len(h.ciphertexts) for h in hops if h.round == 1 and h.receiver != "Server") / 8
+    )  # 1024 bits
+    assert keep(servers[0], hops, masked=False, limit=0).rounds == [1, 3]  # type: ignore[union-attr]
+    assert keep(servers[0], hops, masked=False, limit=2 * per_round).rounds == [1, 3]  # type: ignore[union-attr]
+    assert keep(servers[0], hops, masked=False, limit=3 * per_round).rounds == [1, 2, 3]  # type: ignore[union-attr]
     assert keep(servers[0], hops, masked=True) is None and keep(None, hops, masked=False) is None
     secret = servers[0].export_for_own_node()
     raw = zlib.decompress(kept.to_bytes())

@@ -27,9 +27,10 @@ from fedviz.events import RingHop
 from fedviz.privacy.attacks import open_hop
 from fedviz.protocol import SERVER_NAME, Server
 
-MAX_OPENED = 4096
-"""At most this many ciphertexts are opened when a run is stored (about 2 s at 2048 bits on
-one core): the first kept rounds that fit, and the last kept round."""
+MAX_OPENED = 600
+"""When a run is stored, the key holder opens hops for at most about this many 2048-bit
+decryptions' worth of work (about 0.7 s on one core; a 4096-bit decryption counts 8): the
+first round and the last always, and the rounds in between from the start while they fit."""
 
 
 class Opener(Protocol):
@@ -95,12 +96,17 @@ class KeptOpenings:
         return cls(int(data["n"], 16), values)
 
 
+def _work(hops: list[RingHop], bits: int) -> float:
+    """Decrypting these hops, in 2048-bit decryptions (a decryption costs about bits³)."""
+    return sum(len(h.ciphertexts) for h in hops) * (bits / 2048) ** 3
+
+
 def keep(
-    server: Server | None, hops: Iterable[RingHop], masked: bool, limit: int = MAX_OPENED
+    server: Server | None, hops: Iterable[RingHop], masked: bool, limit: float = MAX_OPENED
 ) -> KeptOpenings | None:
-    """Open the hops a hospital received (not the last, which goes to the server), round by
-    round from the first until `limit` ciphertexts, plus the last round; None without a key
-    holder or for a masked run (see the module)."""
+    """Open the hops a hospital received (not the last, which goes to the server): the first
+    and the last round always, the rounds between from the start while the work stays within
+    `limit` (see `MAX_OPENED`); None without a key holder or for a masked run (see the module)."""
     if server is None or masked:
         return None
     by_round: dict[int, list[RingHop]] = {}
@@ -109,18 +115,17 @@ def keep(
             by_round.setdefault(hop.round, []).append(hop)
     if not by_round:
         return None
-    last = max(by_round)
-    chosen, count = [], sum(len(h.ciphertexts) for h in by_round[last])
-    for r in sorted(by_round):
-        size = sum(len(h.ciphertexts) for h in by_round[r])
-        if r != last and count + size > limit:
-            break
-        if r != last:
-            chosen.append(r)
-            count += size
-    chosen.append(last)
     holder = KeyHolder(server)
-    values = {_key(h): tuple(holder.open_hop(h) or ()) for r in chosen for h in by_round[r]}
+    bits = holder.modulus.bit_length()
+    rounds = sorted(by_round)
+    chosen = sorted({rounds[0], rounds[-1]})
+    work = sum(_work(by_round[r], bits) for r in chosen)
+    for r in rounds[1:-1]:
+        work += _work(by_round[r], bits)
+        if work > limit:
+            break
+        chosen.append(r)
+    values = {_key(h): tuple(holder.open_hop(h) or ()) for r in sorted(chosen) for h in by_round[r]}
     return KeptOpenings(holder.modulus, values)
 
 
