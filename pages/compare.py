@@ -14,7 +14,7 @@ from fedviz.config import Config
 from fedviz.engines.background import StreamJob
 from fedviz.protections import compare
 from fedviz.protections.base import Measured
-from fedviz.report.charts import colour
+from fedviz.report.charts import LEGEND_BELOW, colour
 from fedviz.report.estimate import human_duration
 from fedviz.report.text import describe
 from pages import session
@@ -179,7 +179,7 @@ if points:
         title={"text": "Seconds per federated round as hospitals grow", "font": {"size": 14}},
         xaxis={"title": "hospitals", "type": "log", "tickvals": [3, 10, 20, 40, 78]},
         yaxis={"title": "s per round", "type": "log", "exponentformat": "e", "dtick": 1},
-        legend={"orientation": "h", "y": -0.3},
+        legend=LEGEND_BELOW,
     )
     left.plotly_chart(fig, key="compare-sweep-chart")
 else:
@@ -202,7 +202,7 @@ fig.update_layout(
     title={"text": "How far each round's aggregate is from the plaintext one", "font": {"size": 14}},
     xaxis={"title": "federated round"},
     yaxis={"title": "largest |error|", "type": "log", "exponentformat": "e", "dtick": 1},
-    legend={"orientation": "h", "y": -0.3},
+    legend=LEGEND_BELOW,
 )
 right.plotly_chart(fig, key="compare-error-chart")
 if exact:

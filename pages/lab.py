@@ -16,7 +16,7 @@ from fedviz.data import prepared
 from fedviz.errors import ConfigError
 from fedviz.models import for_kind
 from fedviz.privacy import attacks, remedies, topology
-from fedviz.report.charts import REFERENCE, colour
+from fedviz.report.charts import LEGEND_BELOW, REFERENCE, colour
 from pages.common import number_table, round_slider
 from pages.diagrams import ring_dot
 from pages.session import RunState
@@ -307,7 +307,7 @@ def aggregate(state: RunState) -> None:
             "dtick": 2,
             "showgrid": False,
         },
-        legend={"orientation": "h", "y": -0.3},
+        legend=LEGEND_BELOW,
     )
     st.plotly_chart(fig, key="lab-agg-chart")
     t, rank, error = curve[-1]
@@ -445,7 +445,7 @@ def exponents(state: RunState) -> None:
         title={"text": "The exponent each value would travel with, in the clear", "font": {"size": 14}},
         xaxis={"title": "|gradient value|", "type": "log", "dtick": 1, "exponentformat": "e"},
         yaxis={"title": "exponent sent in clear"},
-        legend={"orientation": "h", "y": -0.3},
+        legend=LEGEND_BELOW,
     )
     st.plotly_chart(fig, key="lab-exp-chart")
     st.caption(

@@ -19,7 +19,7 @@ import pages  # noqa: F401  (a first request enters through the app: see pages/_
 from fedviz.config import Config
 from fedviz.privacy import dp, remedies, utility
 from fedviz.privacy.table import measured_table
-from fedviz.report.charts import REFERENCE, colour
+from fedviz.report.charts import LEGEND_BELOW, REFERENCE, colour
 from fedviz.report.estimate import human_duration
 from fedviz.store import RunStore, StoreError
 from pages.session import RunState
@@ -261,7 +261,7 @@ def _dp(lab: Lab) -> None:
             "ticktext": [f"{e:g}" for e in eps],
         },
         yaxis={"title": f"test {lab.config.metric} after the federated phase"},
-        legend={"orientation": "h", "y": -0.25},
+        legend=LEGEND_BELOW,
     )
     st.plotly_chart(fig, key="remedy-utility")
     st.caption(

@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from fedviz.protections.rules import ring_readers
-from fedviz.report.charts import colour
+from fedviz.report.charts import LEGEND_BELOW, colour
 from fedviz.report.estimate import human_duration
 from fedviz.report.text import describe, setting_rows
 from fedviz.store import RunInfo, RunStore, StoredRun, StoreError
@@ -260,7 +260,7 @@ def _curves(runs: list[StoredRun]) -> go.Figure:
         yaxis_title=f"test {metric}",
         height=420,
         margin={"t": 60, "b": 50, "l": 60, "r": 20},
-        legend={"orientation": "h", "y": -0.25},
+        legend=LEGEND_BELOW,
         font={"size": 15},
     )
     return fig

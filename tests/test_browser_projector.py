@@ -173,3 +173,32 @@ def test_the_title_the_ring_and_the_three_boxes_fit_a_1280x720_projector(walkthr
     walkthrough.get_by_test_id("stButtonGroup").get_by_text("1 · Keys", exact=True).click()
     drawn(walkthrough)
     no_exception(walkthrough)
+
+
+LEGENDS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(plot => {
+  const legend = plot.querySelector('.legend'), title = plot.querySelector('.xtitle');
+  if (!legend || !title) return null;
+  const l = legend.getBoundingClientRect(), t = title.getBoundingClientRect();
+  return {legendTop: l.top, titleBottom: t.bottom, name: plot.layout.title ? String(plot.layout.title.text) : ''};
+}).filter(x => x)"""
+
+
+def test_chart_legends_stay_clear_of_the_axes_when_the_window_grows(visitor: Page) -> None:
+    """A projector's window widened from 1280 to 1920: the legends under the charts used to
+    land on the x axis's title (placed relative to a plot area that grew taller)."""
+    visitor.set_viewport_size({"width": 1280, "height": 720})
+    visitor.get_by_test_id("stSidebarNav").get_by_text("Training", exact=True).click()
+    idle(visitor)
+    if not visitor.get_by_text("Results", exact=True).is_visible():
+        visitor.get_by_role("button", name="Run", exact=True).click()
+        expect(visitor.get_by_text("Results", exact=True)).to_be_visible(timeout=60_000)
+        idle(visitor)
+    for width, height in ((1280, 720), (1920, 1080), (1024, 768)):
+        visitor.set_viewport_size({"width": width, "height": height})
+        visitor.wait_for_timeout(1_000)  # plotly's responsive relayout
+        legends = visitor.evaluate(LEGENDS)
+        assert len(legends) >= 2, legends
+        crossed = [g for g in legends if g["legendTop"] < g["titleBottom"]]
+        assert not crossed, (width, crossed)
+    visitor.screenshot(path=str(ARTIFACTS / "13-charts-after-resize.png"))
+    visitor.set_viewport_size(dict(zip(("width", "height"), PROJECTOR, strict=True)))

@@ -28,6 +28,12 @@ PALETTE = (
 REFERENCE = "#6b7280"
 
 
+LEGEND_BELOW: dict[str, object] = {"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom"}
+"""A legend under the chart, anchored to the figure's bottom edge: the plot makes room for it
+at any width (placed relative to the plot area instead, it landed on the x axis's title
+after a window grew from 1280 to 1920 pixels and the legend lost a row)."""
+
+
 def colour(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
 
@@ -139,7 +145,7 @@ def mse_figure(
         "title": {"text": title, "font": {"size": 16}},
         "xaxis": {"title": {"text": "round"}, "range": [1, max(rounds, 2)], **round_ticks(rounds)},
         "yaxis": {"title": {"text": f"test {metric}"}, "range": list(y_range) if y_range else None},
-        "legend": {"orientation": "h", "y": -0.25},
+        "legend": LEGEND_BELOW,
         "margin": {"l": 10, "r": 10, "t": 50, "b": 10},
         "height": 380,
         "uirevision": title,  # zoom and legend clicks survive live updates
@@ -225,7 +231,7 @@ def split_figure(
             yaxis={"title": f"share of rows by {label}", "tickformat": ".0%"},
             margin={"l": 10, "r": 10, "t": 30, "b": 10},
             height=340,
-            legend={"orientation": "h", "y": -0.3},
+            legend=LEGEND_BELOW,
         )
         return fig
     for i, (name, y) in enumerate(zip(names, targets, strict=True)):
