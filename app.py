@@ -28,10 +28,17 @@ def main() -> None:
         controls.adopt(taken.settings, taken.job.pause)
     session.collect()  # a run that ended since the last script run: take in its results
     common.reopen_stored()  # a reloaded page that showed a stored run (`?stored=` in its URL)
-    training = st.Page(common.TRAINING_PAGE, title="Training", default=True, url_path="training")
+    # The default page is served at "/" only (Streamlit reserves its own path but answers "Page
+    # not found" there): a hidden page at "/training" leads to it, for bookmarks and links.
+    training = st.Page(common.TRAINING_PAGE, title="Training", default=True, url_path="start")
+
+    def training_by_name() -> None:
+        st.switch_page(training)
+
     page = st.navigation(
         [
             training,
+            st.Page(training_by_name, title="Training", url_path="training", visibility="hidden"),
             st.Page(common.RING_PAGE, title="Ring inspector", url_path="ring"),
             st.Page(common.PRIVACY_PAGE, title="Privacy", url_path="privacy"),
             st.Page(common.WALKTHROUGH_PAGE, title="Walkthrough", url_path="walkthrough"),

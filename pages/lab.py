@@ -94,7 +94,16 @@ def coalitions(state: RunState) -> None:
             ),
             icon=":material/lock:",
         )
-    if outcome.unmeasured:
+    if outcome.unmeasured and state.opened and state.config.masks == "pairwise":
+        st.info(
+            f"Without masks this coalition would read {_names(outcome.unmeasured)}. With this run's pairwise "
+            "masks, what the server decrypts for it is noise to any coalition short of all the other "
+            "hospitals (the rules the Compare page gives too). This stored run cannot measure it again: what "
+            "a coalition can take off depends on the mask seeds its members hold, and seeds never leave the "
+            "run that made them. Run it again here to measure it.",
+            icon=":material/key_off:",
+        )
+    elif outcome.unmeasured:
         st.info(
             f"By the coalition rules this coalition would read {_names(outcome.unmeasured)}"
             + (" unless this run's masks hide it" if state.config.masks == "pairwise" else "")
@@ -188,11 +197,6 @@ def coalition_outcome(state: RunState, members: frozenset[int], with_server: boo
 
 def _why_unmeasured(state: RunState, r: int) -> str:
     """Why the lab could not open what a coalition hands the key holder, in words."""
-    if state.opened and state.config.masks == "pairwise":
-        return (
-            "this is a stored run, and what a coalition removes from the masked prefixes depends on mask "
-            "seeds, which never leave the run that made them (run it again to measure it)."
-        )
     if state.opened and state.openings is not None:
         kept = state.openings.rounds
         return (

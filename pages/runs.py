@@ -56,26 +56,29 @@ def _rounds(info: RunInfo) -> str:
     return f"{done} of {info.config.rounds}" if done != info.config.rounds else str(done)
 
 
+def _remedies(info: RunInfo) -> str:
+    """The run's privacy remedies in words ("none" without)."""
+    return ", ".join(info.config.remedies) or "none"
+
+
 def _short(info: RunInfo) -> str:
     c = info.config
-    return f"{c.hospitals} hospitals, {c.key_length}-bit keys, {_rounds(info)} rounds, {_engine(info)}"
+    extra = "" if not c.remedies else ", " + ", ".join(c.remedies)
+    return f"{c.hospitals} hospitals, {c.key_length}-bit keys, {_rounds(info)} rounds, {_engine(info)}{extra}"
 
 
 def _name(info: RunInfo) -> str:
-    """How a run is named in pickers: its label (else a short description), how it ended, when."""
-    what = f"“{info.label}” ({_short(info)})" if info.label else _short(info)
-    return f"{'★ ' if info.pinned else ''}{what} · {STATUS_WORDS[info.status]} · saved {info.created:%d %b %H:%M} UTC"
+    """How a run is named in pickers: when it was saved, what it was, how it ended, and the end
+    of its id. Neither the label nor the pin is in it: a name never changes, so a picker never
+    shows a stale one, and the id makes two runs of the same settings in one second distinct."""
+    return f"{info.created:%d %b %H:%M:%S} · {_short(info)} · {STATUS_WORDS[info.status]} · #{info.id[-6:]}"
 
 
-def _work_seconds(info: RunInfo) -> float:
-    """The run's time with the pauses for an audience left out (what every figure here uses)."""
-    return max(0.0, info.timing.seconds - info.timing.paused_s)
-
-
-def _ended_score(info: RunInfo, value: float | None) -> str:
-    """A score, marked with the round it stopped at when the run did not reach its end."""
+def _ended_score(info: RunInfo, value: float | None, phase: str = "federated") -> str:
+    """A score, marked with the round it stopped at when its phase did not reach its end."""
     text = _score(value, info.metric)
-    return text if info.status == "finished" or text == "–" else f"{text} (round {_done(info)})"
+    done = int((info.summary.get("rounds_completed") or {}).get(phase, 0))
+    return text if done >= info.config.rounds or text == "–" else f"{text} (round {done})"
 
 
 def _listing(runs: list[RunInfo]) -> pd.DataFrame:
@@ -88,12 +91,13 @@ def _listing(runs: list[RunInfo]) -> pd.DataFrame:
                 "Status": STATUS_WORDS[r.status],
                 "Engine": _engine(r),
                 "Hospitals": r.config.hospitals,
+                "Remedies": _remedies(r),
                 "Key bits": r.config.key_length,
                 "Rounds": _rounds(r),
                 "Data": _data(r),
-                f"Local {r.metric}": _ended_score(r, r.mean_local),
+                f"Local {r.metric}": _ended_score(r, r.mean_local, "local"),
                 f"Federated {r.metric}": _ended_score(r, r.mean_federated),
-                "Run time": human_duration(_work_seconds(r)) if _work_seconds(r) else "–",
+                "Run time": human_duration(r.timing.seconds) if r.timing.seconds else "–",
                 "Id": r.id,
             }
             for r in runs
@@ -204,30 +208,32 @@ def _figures(run: StoredRun) -> dict[str, str]:
     per_round = sum(h.nbytes for h in hops) if hops else summary.get("bytes_per_round")
     encoding = summary.get("encoding") or {}
     dp = summary.get("dp")
-    seconds = _work_seconds(info)
+    seconds, paused = info.timing.seconds, info.timing.paused_s
+    federated_s = record.finished.timings.federated if record.finished is not None else None
+    readers = ring_readers(config.hospitals, masked=config.masks == "pairwise")
+    if dp:
+        readers += f"; under DP (ε = {dp['epsilon']:g}) what they read carries each hospital's noise"
     return {
         "Status": STATUS_WORDS[info.status],
-        f"Local {info.metric} (mean of the hospitals)": _ended_score(info, info.mean_local),
-        f"Federated {info.metric} (mean of the hospitals)": _ended_score(info, info.mean_federated),
+        f"Local {info.metric} (mean of the hospitals; lower is better)": _ended_score(
+            info, info.mean_local, "local"
+        ),
+        f"Federated {info.metric} (mean of the hospitals; lower is better)": _ended_score(
+            info, info.mean_federated
+        ),
         "Federated rounds done": f"{federated_rounds} of {config.rounds}",
-        "Run time (pauses for the audience left out)": human_duration(seconds) if seconds > 0 else "–",
-        "Run time per federated round": _per_round(seconds, federated_rounds),
+        "Run time (as the Training page gives it)": human_duration(seconds) if seconds > 0 else "–",
+        "… of which pauses for the audience": human_duration(paused) if paused > 0 else "none",
+        "One federated round (encrypt, add, decrypt)": human_duration(federated_s / federated_rounds)
+        if federated_s and federated_rounds
+        else "–",
         "Bytes on the ring per round": f"{per_round:,}" if isinstance(per_round, int) else "–",
         "Ciphertexts per message": str(encoding.get("ciphertexts_per_message", "–")),
         "Key length": f"{config.key_length} bits",
-        "Who reads hospital 1's gradient (by the rules)": ring_readers(
-            config.hospitals, masked=config.masks == "pairwise"
-        ),
+        "Who reads hospital 1's gradient (by the rules)": readers,
         "Differential privacy": f"ε = {dp['epsilon']:g}, δ = {dp['delta']:g} over the run" if dp else "off",
         "Pairwise masks": "on" if config.masks == "pairwise" else "off",
     }
-
-
-def _per_round(seconds: float, rounds: int) -> str:
-    """The whole run's time (keys and local training included) over its federated rounds."""
-    if seconds <= 0 or not rounds:
-        return "–"
-    return human_duration(seconds / rounds)
 
 
 def _curves(runs: list[StoredRun]) -> go.Figure:
@@ -250,14 +256,14 @@ def _curves(runs: list[StoredRun]) -> go.Figure:
                     x=[1, max(len(means), 1)],
                     y=[run.info.mean_local] * 2,
                     name=f"{name}: local alone (mean, end)",
-                    line={"color": colour(i), "dash": "dot", "width": 2},
+                    line={"color": colour(i), "dash": ("dot", "dashdot")[i], "width": 2},
                     mode="lines",
                 )
             )
     fig.update_layout(
         title=f"Test {metric} per federated round: both runs",
         xaxis_title="federated round",
-        yaxis_title=f"test {metric}",
+        yaxis_title=f"test {metric} (lower is better)",
         height=420,
         margin={"t": 60, "b": 50, "l": 60, "r": 20},
         legend=LEGEND_BELOW,

@@ -127,3 +127,21 @@ def test_a_stored_run_redraws_every_page_for_another_visitor(
         assert asked == [] and errors == []
     finally:
         offline.close()
+
+
+def test_the_training_page_has_an_address_of_its_own(
+    browser: Browser,  # noqa: F811  (the fixture, by name)
+    server: str,  # noqa: F811
+) -> None:
+    """The default page lives at "/"; a bookmark or a link to "/training" leads there too
+    (Streamlit said "Page not found" and blocked the page)."""
+    visitor = visit(browser, server, path="/training")
+    try:
+        idle(visitor)
+        expect(
+            visitor.get_by_role("heading", name="Federated learning on encrypted gradients")
+        ).to_be_visible(timeout=30_000)
+        expect(visitor.get_by_text("Page not found")).to_have_count(0)
+        no_exception(visitor)
+    finally:
+        visitor.context.close()

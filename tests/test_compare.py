@@ -50,11 +50,14 @@ def test_the_figures_are_the_runs_own(rows: dict[str, Measured]) -> None:
 def test_who_reads_one_hospital_follows_the_coalition_rules() -> None:
     assert (
         ring_readers(2)
-        == "the key holder with hospital 2 (it decrypts what hospital 1 passed on: its gradient alone); the other hospital (n·ā minus their own)"
+        == "the key holder with hospital 2 (it decrypts what hospital 1 passed on: its gradient alone); the other hospital (n × the broadcast average, minus their own gradients)"
     )
     three = ring_readers(3)
     assert "the key holder with hospital 2" in three and "the other 2 hospitals together" in three
-    assert ring_readers(3, masked=True) == "the other 2 hospitals together (n·ā minus their own)"
+    assert (
+        ring_readers(3, masked=True)
+        == "the other 2 hospitals together (n × the broadcast average, minus their own gradients)"
+    )
 
 
 def row(name: str, seconds: float, error: float = 0.0, dropout: str = "no") -> Measured:

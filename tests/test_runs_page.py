@@ -160,9 +160,10 @@ def test_label_pin_compare_and_delete(home: Path) -> None:
     listing = at.dataframe[0].value
     assert list(listing["Id"]) == [first, second]  # pinned first
     assert listing["Label"][0] == "for the board" and bool(listing["Pinned"][0])
-    assert "★ “for the board” (3 hospitals, 1024-bit keys, 3 rounds, in-process) · finished" in (
-        at.selectbox(key="runs-picked").format_func(first)
-    )
+    name = at.selectbox(key="runs-picked").format_func(first)
+    assert name.endswith(f"3 hospitals, 1024-bit keys, 3 rounds, in-process · finished · #{first[-6:]}")
+    assert "board" not in name  # a name never changes with the label or the pin: no picker shows a stale one
+    assert listing["Remedies"][0] == "none"
 
     pick(at, first, second)
     assert "Settings: 1 differs (highlighted)" in texts(at.markdown)
@@ -175,11 +176,13 @@ def test_label_pin_compare_and_delete(home: Path) -> None:
     assert "Encryption randomness" in list(settings["Setting"])  # every row shown, none scrolled away
     figures = at.table[1].value.set_index("Figure")
     a, b = RunStore().info(first), RunStore().info(second)
-    assert figures.loc["Federated MSE (mean of the hospitals)", "A"] == f"{a.mean_federated:.2f}"
-    assert figures.loc["Federated MSE (mean of the hospitals)", "B"] == f"{b.mean_federated:.2f}"
+    federated = "Federated MSE (mean of the hospitals; lower is better)"
+    assert figures.loc[federated, "A"] == f"{a.mean_federated:.2f}"
+    assert figures.loc[federated, "B"] == f"{b.mean_federated:.2f}"
     assert figures.loc["Key length", "A"] == "1024 bits"
     assert "key holder with hospital 2" in figures.loc["Who reads hospital 1's gradient (by the rules)", "B"]
-    assert figures.loc["Run time per federated round", "A"].endswith((" ms", " s"))
+    assert figures.loc["One federated round (encrypt, add, decrypt)", "A"].endswith((" ms", " s"))
+    assert figures.loc["… of which pauses for the audience", "A"] == "none"  # full speed
     chart = at.get("plotly_chart")[0].proto.spec
     assert chart.count('"name":"A: federated') == 1 and chart.count('"name":"B: federated') == 1
 
@@ -278,9 +281,10 @@ def test_a_stored_masked_run_says_why_the_lab_cannot_open_its_hops(home: Path) -
     to_page(later, "pages/privacy.py")
     said = texts(later.info)
     assert (
-        "this is a stored run, and what a coalition removes from the masked prefixes depends on mask seeds"
+        "This stored run cannot measure it again: what a coalition can take off depends on the mask seeds"
         in said
     )
+    assert "noise to any coalition short of all the other hospitals" in said
     assert not later.error or "Exposed" not in texts(later.error)
 
 
@@ -304,3 +308,27 @@ def test_a_reloaded_page_shows_the_stored_run_it_showed(home: Path) -> None:
     gone.query_params["stored"] = "20200101-000000-abcdef"
     gone.run()
     assert not gone.exception and "cannot be opened: no run" in texts(gone.info)
+
+
+def test_two_runs_of_the_same_settings_are_told_apart(home: Path) -> None:
+    at = fresh()
+    small(at, rounds="2")
+    fast_run(at)
+    first = at.session_state["last_run"].stored_id
+    at.sidebar.toggle(key="w_dp").set_value(
+        True
+    ).run()  # a remedy: the same numbers of hospitals, keys, rounds
+    fast_run(at)
+    second = at.session_state["last_run"].stored_id
+    to_page(at, RUNS)
+    picker = at.selectbox(key="runs-picked")
+    names = {picker.format_func(i) for i in (first, second)}
+    assert len(names) == 2 and any("DP ε=1" in n for n in names)
+    for run_id, dp in ((first, False), (second, True), (first, False)):
+        pick(at, run_id)  # each pick shows that run, whichever was shown before
+        assert at.session_state["runs-picked"] == run_id
+        header = next(m.value for m in at.markdown if m.value.startswith("**3 hospitals"))
+        assert ("DP ε=1" in header) is dp
+    assert RunStore().info(second).config.dp_epsilon == 1.0
+    listing = at.dataframe[0].value
+    assert list(listing["Remedies"]) == ["DP ε=1", "none"]

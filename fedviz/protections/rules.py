@@ -29,7 +29,7 @@ def ring_readers(n: int, masked: bool = False) -> str:
     ]
     if alone:
         found.append(
-            f"{'the other hospital' if n == 2 else f'the other {n - 1} hospitals together'} (n·ā minus their own)"
+            f"{'the other hospital' if n == 2 else f'the other {n - 1} hospitals together'} (n × the broadcast average, minus their own gradients)"
         )
     return "; ".join(found) if found else "no coalition short of everyone"
 

@@ -171,7 +171,9 @@ def results(run: StoredRun, folded: Folded) -> str:
         (
             f"Federated test {metric}, mean of {count} hospitals",
             f"{said.mean_federated:.{digits}f}",
-            "no change vs local" if said.change is None else f"{said.change:.{digits}f} vs local",
+            "no change vs local"
+            if said.change is None
+            else f"{said.change:+.{digits}f} vs local ({'worse' if said.change > 0 else 'better'}: lower is better)",
         )
     ]
     if said.tied:
