@@ -33,7 +33,7 @@ def main() -> None:
     training = st.Page(common.TRAINING_PAGE, title="Training", default=True, url_path="start")
 
     def training_by_name() -> None:
-        st.switch_page(training)
+        st.switch_page(training, query_params=st.query_params.to_dict())  # `?run=` and `?stored=` kept
 
     page = st.navigation(
         [

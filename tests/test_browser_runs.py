@@ -143,5 +143,12 @@ def test_the_training_page_has_an_address_of_its_own(
         ).to_be_visible(timeout=30_000)
         expect(visitor.get_by_text("Page not found")).to_have_count(0)
         no_exception(visitor)
+        # an address with a stored run's id keeps it through the redirect
+        run_id = RunStore().list()[0].id
+        visitor.goto(f"{server}/training?stored={run_id}")
+        idle(visitor)
+        expect(visitor.get_by_text(f"Showing stored run {run_id}")).to_be_visible(timeout=30_000)
+        assert f"stored={run_id}" in visitor.url
+        no_exception(visitor)
     finally:
         visitor.context.close()
