@@ -17,27 +17,17 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
+from fedviz.commandline import EXIT_BAD_INPUT, EXIT_FAILED
+from fedviz.commandline import Parser as _Parser
+from fedviz.commandline import say as _say
 from fedviz.config import ENCODINGS, GRADIENT_MODES, KEY_LENGTHS, MASKS, OBFUSCATORS, Config, parse_number
 from fedviz.errors import EMPTY, ConfigError, DataError, FedvizError, TrainingDiverged
 
 if TYPE_CHECKING:
     from fedviz.events import Event
     from fedviz.protocol import Server
-
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr and exit status 2."""
-
-    err: TextIO | None = None
-
-    def error(self, message: str) -> NoReturn:
-        (self.err or sys.stderr).write(f"error: {message} (see --help)\n")
-        raise SystemExit(EXIT_BAD_INPUT)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -531,15 +521,6 @@ def _unexpected(exc: BaseException) -> str:
         if text
         else f"unexpected failure ({type(exc).__name__})"
     )
-
-
-def _say(stream: TextIO, line: str) -> None:
-    """One line on stderr, at once; a closed stderr is not worth a traceback."""
-    try:
-        stream.write(line + "\n")
-        stream.flush()
-    except (OSError, ValueError):
-        pass
 
 
 def _discard_stdout() -> None:

@@ -8,20 +8,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import TextIO
 
+from fedviz.commandline import EXIT_BAD_INPUT, EXIT_FAILED
+from fedviz.commandline import Parser as _Parser
 from fedviz.config import ENCODINGS, GRADIENT_MODES, MASKS, MODELS, OBFUSCATORS, Config, parse_number
 from fedviz.errors import ConfigError, DataError, FedvizError
 
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
 COMMANDS = ("pilot", "coordinator", "site")
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"error: {message} (see --help)\n")
-        raise SystemExit(EXIT_BAD_INPUT)
 
 
 def _experiment_flags(p: argparse.ArgumentParser) -> None:

@@ -14,8 +14,11 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import TextIO
 
+from fedviz.commandline import EXIT_BAD_INPUT, EXIT_FAILED
+from fedviz.commandline import Parser as _Parser
+from fedviz.commandline import say as _say
 from fedviz.events import Event, RingHop
 from fedviz.privacy.openings import keep
 from fedviz.protocol import Server
@@ -23,19 +26,6 @@ from fedviz.report.summary import RunRecord
 from fedviz.store.db import StoreError
 from fedviz.store.recorder import Recorder
 from fedviz.store.runs import RunInfo, RunStore, StoredRun, Timing
-
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr and exit status 2."""
-
-    err: TextIO | None = None
-
-    def error(self, message: str) -> NoReturn:
-        (self.err or sys.stderr).write(f"error: {message} (see --help)\n")
-        raise SystemExit(EXIT_BAD_INPUT)
 
 
 def build_parser(err: TextIO) -> _Parser:
@@ -254,11 +244,3 @@ class Saving:
             return False
         _say(self.err, f"saved as run {run_id} (python -m fedviz runs show {run_id})")
         return True
-
-
-def _say(stream: TextIO, line: str) -> None:
-    try:
-        stream.write(line + "\n")
-        stream.flush()
-    except (OSError, ValueError):
-        pass
