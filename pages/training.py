@@ -274,9 +274,7 @@ metrics.metric(
 )
 if said.tied:
     metrics.metric(
-        f"Every hospital after federation ({len(said.best)} tied)"
-        if len(said.best) == count
-        else f"Best hospitals after federation ({len(said.best)} tied)",
+        said.best_title(count),
         f"{said.best_score:.{digits}f}",
         help=f"The lowest final federated test {metric}, shared by "
         + ("every hospital" if len(said.best) == count else ", ".join(f"Hospital {k}" for k in said.best))
@@ -285,7 +283,7 @@ if said.tied:
     )
 else:
     metrics.metric(
-        f"Best hospital after federation (Hospital {said.best[0]})",
+        said.best_title(count),
         f"{said.best_score:.{digits}f}",
         help=f"The lowest final federated test {metric} of any hospital: the best one at the end, not the "
         "best over the rounds.",

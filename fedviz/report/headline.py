@@ -61,6 +61,13 @@ class Headline:
     def tied(self) -> bool:
         return len(self.best) > 1
 
+    def best_title(self, hospitals: int) -> str:
+        """The title of the best final score, as the Training page and the handout give it."""
+        if not self.tied:
+            return f"Best hospital after federation (Hospital {self.best[0]})"
+        who = "Every hospital" if len(self.best) == hospitals else "Best hospitals"
+        return f"{who} after federation ({len(self.best)} tied)"
+
 
 def headline(
     local: Sequence[float],

@@ -176,20 +176,7 @@ def results(run: StoredRun, folded: Folded) -> str:
             else f"{said.change:+.{digits}f} vs local ({'worse' if said.change > 0 else 'better'}: lower is better)",
         )
     ]
-    if said.tied:
-        metrics.append(
-            (
-                f"Every hospital after federation ({len(said.best)} tied)"
-                if len(said.best) == count
-                else f"Best hospitals after federation ({len(said.best)} tied)",
-                f"{said.best_score:.{digits}f}",
-                "",
-            )
-        )
-    else:
-        metrics.append(
-            (f"Best hospital after federation (Hospital {said.best[0]})", f"{said.best_score:.{digits}f}", "")
-        )
+    metrics.append((said.best_title(count), f"{said.best_score:.{digits}f}", ""))
     if logistic and finished.federated_accuracy:
         metrics.append(("Best federated accuracy", f"{max(finished.federated_accuracy):.1%}", ""))
     metrics.append(
