@@ -170,7 +170,43 @@ def pool_pays_off(config: Config) -> bool:
     return obfuscator_seconds(config) >= INLINE_BELOW_S
 
 
-class Job:
+class _Lifetime:
+    """When a background job started and ended, and waiting for its end. Invariant: `done`
+    turns true once, after `_close`, and `elapsed` stops growing then."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._started = 0.0
+        self._ended: float | None = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the job to end; True when it has."""
+        return self._done.wait(timeout)
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    @property
+    def elapsed(self) -> float:
+        """Wall time since start (until the end once done), presentation pauses included."""
+        end = self._ended if self._ended is not None else time.perf_counter()
+        return end - self._started if self._started else 0.0
+
+    def _close(self, last: Callable[[], None] | None = None) -> None:
+        """The job has ended: stop the clock, drop the link to its owner, run `last` (what it
+        raises is ignored), then say it is done."""
+        self._ended = time.perf_counter()
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        if last is not None:
+            with contextlib.suppress(Exception):
+                last()
+        self._done.set()
+
+
+class Job(_Lifetime):
     """One run in a background thread: start it, read its progress, cancel it."""
 
     def __init__(
@@ -188,6 +224,7 @@ class Job:
         """`on_end(job)` is called in the job's thread once the run has ended (finished,
         failed or cancelled; the key holder still there) and before `done` turns true: to
         keep what the run made. What it raises is ignored (the run's outcome stands)."""
+        super().__init__()
         self.config = config
         self._on_end = on_end
         self.engine, self.topology = engine, topology
@@ -198,14 +235,10 @@ class Job:
         inprocess = engine == "inprocess"
         self._use_pool = inprocess and (pool_pays_off(config) if use_pool is None else use_pool)
         self._cancel = threading.Event()
-        self._done = threading.Event()
         self._thread = threading.Thread(target=self._main, name="fedviz-run", daemon=True)
         self._pool: ProcessPoolExecutor | None = None
         self._server: Server | None = None
         self._masks: list[PairwiseMasks] | None = None
-        self._finalizer: weakref.finalize[Any, Any] | None = None
-        self._started = 0.0
-        self._ended: float | None = None
         self.status: Status = "running"
         self.error: str | None = None
         self.reason: str | None = None
@@ -243,10 +276,6 @@ class Job:
         if pool is not None:
             terminate(pool)
 
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the job to end; True when it has."""
-        return self._done.wait(timeout)
-
     def cancel_with(self, owner: object, reason: str = "its session ended") -> None:
         """Cancel this job when `owner` is garbage collected (e.g. a closed session's state).
         The link is dropped when the job ends, so an ended job is not kept alive by it; a new
@@ -256,16 +285,6 @@ class Job:
         self._finalizer = weakref.finalize(owner, self.cancel, reason)
 
     # ------------------------------------------------------------------ reading
-
-    @property
-    def done(self) -> bool:
-        return self._done.is_set()
-
-    @property
-    def elapsed(self) -> float:
-        """Wall time since start (until the end once done), presentation pauses included."""
-        end = self._ended if self._ended is not None else time.perf_counter()
-        return end - self._started if self._started else 0.0
 
     @property
     def server(self) -> Server | None:
@@ -326,13 +345,8 @@ class Job:
                 self.status = "cancelled"
             elif self.status == "running":
                 self.status = "finished"
-            self._ended = time.perf_counter()
-            if self._finalizer is not None:
-                self._finalizer.detach()
-            if self._on_end is not None:
-                with contextlib.suppress(Exception):
-                    self._on_end(self)
-            self._done.set()
+            on_end = self._on_end
+            self._close((lambda: on_end(self)) if on_end is not None else None)
 
     def _consume(self, event: Event) -> None:
         with self.lock:
@@ -351,21 +365,19 @@ class Job:
         return f"Job({self.status}, {self.progress.where})"
 
 
-class StreamJob:
+class StreamJob(_Lifetime):
     """Any stream of results consumed in a background thread (the Compare page's protections):
     the items kept in order as they come, cancellable between two items, a failure kept in
     words. A closed session's job is cancelled with it (`cancel_with`)."""
 
     def __init__(self, make: Callable[[], Iterator[Any]]) -> None:
+        super().__init__()
         self._make = make
         self.items: list[Any] = []
         self.error: str | None = None
         self.status: Status = "running"
         self._cancel = threading.Event()
-        self._done = threading.Event()
         self._started = time.perf_counter()
-        self._ended: float | None = None
-        self._finalizer: weakref.finalize[Any, Any] | None = None
         self._thread = threading.Thread(target=self._main, name="fedviz-stream", daemon=True)
 
     def start(self) -> StreamJob:
@@ -377,18 +389,6 @@ class StreamJob:
 
     def cancel_with(self, owner: object) -> None:
         self._finalizer = weakref.finalize(owner, self.cancel)
-
-    def join(self, timeout: float | None = None) -> bool:
-        return self._done.wait(timeout)
-
-    @property
-    def done(self) -> bool:
-        return self._done.is_set()
-
-    @property
-    def elapsed(self) -> float:
-        end = self._ended if self._ended is not None else time.perf_counter()
-        return end - self._started
 
     def _main(self) -> None:
         try:
@@ -402,7 +402,4 @@ class StreamJob:
             self.error = f"unexpected failure ({type(exc).__name__}: {exc})"
         finally:
             self.status = "cancelled" if self._cancel.is_set() else "failed" if self.error else "finished"
-            self._ended = time.perf_counter()
-            if self._finalizer is not None:
-                self._finalizer.detach()
-            self._done.set()
+            self._close()
