@@ -84,10 +84,7 @@ def open_stored(run: StoredRun) -> None:
     """Show a stored run on every page, and its settings in the sidebar when they can be."""
     st.session_state["last_run"] = RunState.of_stored(run)
     st.query_params[STORED_PARAM] = run.id
-    engine = {"flower (ring)": "Flower ring", "flower (star)": "Flower star"}.get(
-        str(run.info.summary.get("engine")), "in-process"
-    )
-    kept = controls.settings_of(run.config, engine)
+    kept = controls.settings_of(run.config, controls.engine_label(run.info.summary.get("engine")))
     if kept is not None:
         controls.adopt(kept, controls.pace_seconds())
     else:

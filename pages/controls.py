@@ -100,6 +100,12 @@ ENGINE_LABELS = {
     "Flower ring": "Flower: separate processes, ring",
     "Flower star": "Flower: separate processes, star",
 }
+RECORDED_ENGINES = {
+    "in-process": "in-process",
+    "flower (ring)": "Flower ring",
+    "flower (star)": "Flower star",
+}
+"""A run record's engine ("flower (ring)", ...) -> the sidebar's name for it."""
 PRIVACY_PAGE = "pages/privacy.py"
 
 
@@ -143,6 +149,12 @@ def _text(value: float) -> str:
     """A number as the sidebar's text box shows it (short, and parsing back to `value`)."""
     short = f"{value:g}"
     return short if float(short) == value else repr(value)
+
+
+def engine_label(recorded: object) -> str:
+    """The sidebar's name of the engine a run record names (its own words if none matches)."""
+    text = str(recorded or "in-process")
+    return RECORDED_ENGINES.get(text, text)
 
 
 def settings_of(config: Config, engine_label: str = "in-process") -> dict[str, Any] | None:

@@ -26,7 +26,6 @@ from pages import common, controls, session
 
 STATUS_WORDS = {"finished": "finished", "failed": "failed", "interrupted": "stopped"}
 LABEL_MAX = 80
-ENGINE_LABELS = {"in-process": "in-process", "flower (ring)": "Flower ring", "flower (star)": "Flower star"}
 PICK_KEY = "runs-picked"
 OTHER_KEY = "runs-other"
 
@@ -38,7 +37,7 @@ def _score(value: float | None, metric: str) -> str:
 
 
 def _engine(info: RunInfo) -> str:
-    return ENGINE_LABELS.get(str(info.summary.get("engine")), str(info.summary.get("engine", "in-process")))
+    return controls.engine_label(info.summary.get("engine"))
 
 
 def _data(info: RunInfo) -> str:
