@@ -19,12 +19,11 @@ from typing import TextIO
 from fedviz.commandline import EXIT_BAD_INPUT, EXIT_FAILED
 from fedviz.commandline import Parser as _Parser
 from fedviz.commandline import say as _say
-from fedviz.events import Event, RingHop
-from fedviz.privacy.openings import keep
+from fedviz.events import Event
 from fedviz.protocol import Server
 from fedviz.report.summary import RunRecord
 from fedviz.store.db import StoreError
-from fedviz.store.recorder import Recorder
+from fedviz.store.keeping import Keeper
 from fedviz.store.runs import RunInfo, RunStore, StoredRun, Timing
 
 
@@ -203,9 +202,8 @@ class Saving:
     it has ended (`finish`). Without --save every call does nothing."""
 
     def __init__(self, store: RunStore | None, err: TextIO) -> None:
-        self.store = store
+        self.keeper = Keeper(store) if store is not None else None
         self.err = err
-        self.recorder = Recorder()
         self.started = time.perf_counter()
 
     @classmethod
@@ -223,22 +221,20 @@ class Saving:
         return cls(store, err)
 
     def add(self, event: Event) -> None:
-        if self.store is not None:
-            self.recorder.add(event)
+        if self.keeper is not None:
+            self.keeper.add(event)
 
     def finish(self, record: RunRecord, server: Server | None = None) -> bool:
         """Store the ended run (its status and error from `record`, and what `server`, its key
         holder when it ran in this process, reads from the kept hops); False, with one line
         on `err`, if it could not be stored."""
-        if self.store is None:
+        if self.keeper is None:
             return True
         status = "interrupted" if record.status == "running" else record.status
         timing = Timing(seconds=time.perf_counter() - self.started)
-        hops = [e for e in self.recorder.events() if isinstance(e, RingHop)]
         masked = record.config is not None and record.config.masks == "pairwise"
         try:
-            openings = keep(server, hops, masked)
-            run_id = self.store.save(self.recorder, status, record.error, timing=timing, openings=openings)
+            run_id = self.keeper.save(status, record.error, timing, server, masked)
         except (StoreError, ValueError) as exc:
             _say(self.err, f"error: the run was not saved: {exc}")
             return False

@@ -1,9 +1,9 @@
 """Keeping a background run: the dashboard stores every main run it ends, as it ended.
 
-A `Keeper` watches the run's events (`add`, a consumer like any other) and, called by the job
-when the run has ended (`job_ended`, in the job's thread, while its key holder still exists),
-stores it: finished, failed, or stopped ("interrupted"), with its timings and what the key
-holder opened from the kept hops (`fedviz.privacy.openings`).
+A `Keeper` watches the run's events (`add`, a consumer like any other) and, once the run has
+ended, stores it with what its key holder opened from the kept hops (`fedviz.privacy.openings`):
+`save` for any caller (the CLI's --save), `job_ended` for a dashboard job (called in the job's
+thread, while its key holder still exists: finished, failed, or stopped as "interrupted").
 
 Invariants:
 - Saving never changes how the run ended: a store that cannot be written leaves `problem`
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from fedviz.events import Event, RingHop
 from fedviz.privacy.openings import keep
+from fedviz.protocol import Server
 from fedviz.store.db import StoreError
 from fedviz.store.recorder import Recorder
 from fedviz.store.runs import RunStore, Status, Timing
@@ -41,16 +42,24 @@ class Keeper:
     def add(self, event: Event) -> None:
         self.recorder.add(event)
 
+    def save(
+        self, status: Status, error: str | None, timing: Timing, server: Server | None, masked: bool
+    ) -> str:
+        """Store the run as the recorder kept it, with what `server` (its key holder, if it ran
+        in this process; None otherwise) reads from the kept hops; its id. Raises `ValueError`
+        for a run that never started, `StoreError` when the store cannot be written."""
+        hops = [e for e in self.recorder.events() if isinstance(e, RingHop)]
+        openings = keep(server, hops, masked)
+        self.run_id = self.store.save(self.recorder, status, error, timing=timing, openings=openings)
+        return self.run_id
+
     def job_ended(self, job: Job) -> None:
         status = ENDINGS.get(job.status)
         if status is None:
             return
-        kept = self.recorder.events()
-        hops = [e for e in kept if isinstance(e, RingHop)]
         try:
-            openings = keep(job.server, hops, masked=job.config.masks == "pairwise")
             timing = Timing(job.elapsed, job.paused_s, job.first_point_s)
-            self.run_id = self.store.save(self.recorder, status, job.error, timing=timing, openings=openings)
+            self.save(status, job.error, timing, job.server, masked=job.config.masks == "pairwise")
         except ValueError:
             return  # the run never started: nothing to keep
         except StoreError as exc:
