@@ -172,7 +172,7 @@ def execute(
         control.stop(folder.superlink, ca, flower_id)
         failure = f"interrupted; continue with: python -m fedviz pilot resume {folder.path} {run.id}"
     stream = merged_events(run)
-    record = fold(stream)
+    record = RunRecord.of(stream)
     if failure is not None:
         record.fail(failure)
     (run.path / "summary.json").write_text(record.to_json() + "\n")
@@ -301,16 +301,9 @@ def keep(run: RunFolder, events: list[Event], failure: str | None, seconds: floa
     return stored
 
 
-def fold(events: list[Event]) -> RunRecord:
-    record = RunRecord()
-    for event in events:
-        record.add(event)
-    return record
-
-
 def merged(run: RunFolder) -> RunRecord:
     """The run as one record (`merged_events` folded)."""
-    return fold(merged_events(run))
+    return RunRecord.of(merged_events(run))
 
 
 def merged_events(run: RunFolder) -> list[Event]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -66,6 +67,14 @@ class RunRecord:
     reference: ReferenceComputed | None = None
     local_accuracy: tuple[float, ...] = ()
     federated_accuracy: tuple[float, ...] = ()
+
+    @classmethod
+    def of(cls, events: Iterable[Event]) -> RunRecord:
+        """The record of these events, folded in order."""
+        record = cls()
+        for event in events:
+            record.add(event)
+        return record
 
     def add(self, event: Event) -> None:
         if isinstance(event, RunStarted):

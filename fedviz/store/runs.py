@@ -211,9 +211,7 @@ class RunStore:
             raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
         recorder = Recorder.of(events)
         kept = recorder.events()
-        record = RunRecord()
-        for event in kept:
-            record.add(event)
+        record = RunRecord.of(kept)
         if record.config is None:
             raise ValueError("the run never started (no RunStarted event): there is nothing to store")
         if record.finished is not None:
