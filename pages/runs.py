@@ -20,7 +20,7 @@ from fedviz.protections.rules import ring_readers
 from fedviz.report.charts import LEGEND_BELOW, colour
 from fedviz.report.estimate import human_duration
 from fedviz.report.text import describe, setting_rows
-from fedviz.store import RunInfo, RunStore, StoredRun, StoreError
+from fedviz.store import Folded, RunInfo, RunStore, StoredRun, StoreError
 from fedviz.store.handout import handout
 from pages import common, controls, session
 
@@ -197,9 +197,8 @@ def _mark_differences(frame: pd.DataFrame) -> Any:
     return frame.style.apply(paint, axis=1)
 
 
-def _figures(run: StoredRun) -> dict[str, str]:
+def _figures(run: StoredRun, folded: Folded) -> dict[str, str]:
     """One column of the cost and privacy figures."""
-    folded = run.fold()
     record, config, info = folded.record, run.config, run.info
     summary = info.summary
     federated_rounds = len(record.federated)
@@ -235,11 +234,11 @@ def _figures(run: StoredRun) -> dict[str, str]:
     }
 
 
-def _curves(runs: list[StoredRun]) -> go.Figure:
+def _curves(runs: list[StoredRun], folds: list[Folded]) -> go.Figure:
     fig = go.Figure()
     metric = runs[0].info.metric
-    for i, (run, name) in enumerate(zip(runs, ("A", "B"), strict=True)):
-        record = run.fold().record
+    for i, (run, folded, name) in enumerate(zip(runs, folds, ("A", "B"), strict=True)):
+        record = folded.record
         means = [sum(r) / len(r) for r in record.federated]
         fig.add_trace(
             go.Scatter(
@@ -277,6 +276,7 @@ def _two(store: RunStore, a: RunInfo, b: RunInfo) -> None:
     except StoreError as exc:
         st.error(str(exc), icon=":material/error:")
         return
+    folds = [run.fold() for run in runs]  # once each: the chart and the figures read them
     st.subheader("Two runs side by side")
     st.markdown(f"**A**: {_name(a)}  \n**B**: {_name(b)}")
     settings = _settings(a, b)
@@ -293,9 +293,9 @@ def _two(store: RunStore, a: RunInfo, b: RunInfo) -> None:
             icon=":material/warning:",
         )
     else:
-        st.plotly_chart(_curves(runs), width="stretch", key="runs-curves")
+        st.plotly_chart(_curves(runs, folds), width="stretch", key="runs-curves")
     st.markdown("##### Cost and privacy")
-    fa, fb = _figures(runs[0]), _figures(runs[1])
+    fa, fb = (_figures(run, folded) for run, folded in zip(runs, folds, strict=True))
     figures = pd.DataFrame({"Figure": list(fa), "A": list(fa.values()), "B": list(fb.values())})
     st.table(_mark_differences(figures), hide_index=True)
 
